@@ -1,0 +1,139 @@
+"""Architecture registry: where the decoder layers and the steering sites live in each model.
+
+One row per Hugging Face ``config.model_type``. A row names
+- ``layers``: candidate dotted paths from the top-level model to its list of decoder layers
+  (several because transformers 4.x and 5.x nest some models differently; the first that
+  exists wins);
+- ``sites``: for each steering site, the dotted path *inside one decoder layer* of the module
+  whose output is steered. ``block`` is always the decoder layer itself. ``attn`` / ``mlp`` are
+  the modules whose outputs are each branch's contribution right before its residual add (for
+  Gemma-2/3 that is the post-branch norm, for Phi-3 / GPT-NeoX the residual dropout).
+  ``official_attn`` is where the official code hooked its "attn" adapter: the output of
+  ``post_attention_layernorm`` or the architecture's equivalent (the norm in front of the MLP).
+
+To support a new architecture, add one row to ``ARCHITECTURES`` and a tiny-model case to
+``steering/tiny.py`` (the tests then cover it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Architecture:
+    layers: tuple[str, ...]
+    sites: dict[str, str] = field(default_factory=dict)
+
+
+_LLAMA_LIKE = Architecture(
+    layers=("model.layers",),
+    sites={"attn": "self_attn", "mlp": "mlp", "official_attn": "post_attention_layernorm"},
+)
+_GEMMA_SANDWICH = {  # Gemma-2/3 normalise each branch output before the residual add
+    "attn": "post_attention_layernorm",
+    "mlp": "post_feedforward_layernorm",
+    "official_attn": "post_attention_layernorm",
+}
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "llama": _LLAMA_LIKE,
+    "mistral": _LLAMA_LIKE,
+    "qwen2": _LLAMA_LIKE,
+    "qwen3": _LLAMA_LIKE,
+    "gemma": _LLAMA_LIKE,
+    "gemma2": Architecture(layers=("model.layers",), sites=_GEMMA_SANDWICH),
+    "gemma3_text": Architecture(layers=("model.layers",), sites=_GEMMA_SANDWICH),
+    # Gemma-3 multimodal wrapper: steer its language model (5.x path first, then 4.x paths)
+    "gemma3": Architecture(
+        layers=(
+            "model.language_model.layers",
+            "language_model.model.layers",
+            "language_model.layers",
+        ),
+        sites=_GEMMA_SANDWICH,
+    ),
+    "phi3": Architecture(
+        layers=("model.layers",),
+        sites={
+            "attn": "resid_attn_dropout",
+            "mlp": "resid_mlp_dropout",
+            "official_attn": "post_attention_layernorm",
+        },
+    ),
+    "gpt2": Architecture(
+        layers=("transformer.h",), sites={"attn": "attn", "mlp": "mlp", "official_attn": "ln_2"}
+    ),
+    "gpt_neox": Architecture(
+        layers=("gpt_neox.layers",),
+        sites={
+            "attn": "post_attention_dropout",
+            "mlp": "post_mlp_dropout",
+            "official_attn": "post_attention_layernorm",
+        },
+    ),
+    "opt": Architecture(
+        layers=("model.decoder.layers",),
+        sites={"attn": "self_attn", "mlp": "fc2", "official_attn": "final_layer_norm"},
+    ),
+}
+
+
+def _get(root: nn.Module, path: str) -> nn.Module | None:
+    module = root
+    for part in path.split(".") if path else ():
+        module = getattr(module, part, None)
+        if module is None:
+            return None
+    return module
+
+
+def get_architecture(model: nn.Module) -> Architecture:
+    """The registry row for ``model`` (an HF model), or a ValueError saying how to add one."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type not in ARCHITECTURES:
+        raise ValueError(
+            f"unsupported architecture: model_type={model_type!r} ({type(model).__name__}). "
+            f"Supported model types: {sorted(ARCHITECTURES)}. To add it, add one entry "
+            f"ARCHITECTURES[{model_type!r}] = Architecture(layers=(<path to the decoder-layer "
+            f"list>,), sites={{'attn': ..., 'mlp': ..., 'official_attn': ...}}) in "
+            f"steering/architectures.py"
+        )
+    return ARCHITECTURES[model_type]
+
+
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The model's decoder layers, in order."""
+    arch = get_architecture(model)
+    for path in arch.layers:
+        layers = _get(model, path)
+        if isinstance(layers, nn.ModuleList):
+            return layers
+    raise ValueError(
+        f"{type(model).__name__} (model_type={model.config.model_type!r}) has none of the "
+        f"decoder-layer paths {list(arch.layers)}; fix its row in steering/architectures.py"
+    )
+
+
+def site_module(model: nn.Module, layer: nn.Module, site: str) -> nn.Module:
+    """The module inside ``layer`` whose output is steered for ``site``."""
+    if site == "block":
+        return layer
+    arch = get_architecture(model)
+    path = arch.sites.get(site)
+    module = _get(layer, path) if path else None
+    if module is None:
+        raise ValueError(
+            f"site {site!r} is not available for model_type={model.config.model_type!r}: "
+            f"its layer {type(layer).__name__} has no submodule {path!r}; available sites: "
+            f"{['block', *sorted(arch.sites)]}"
+        )
+    return module
+
+
+def text_config(model: nn.Module):
+    """The config holding the language model's sizes (multimodal wrappers nest it)."""
+    cfg = model.config
+    return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg

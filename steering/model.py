@@ -1,0 +1,253 @@
+"""SteeredModel: a frozen Hugging Face causal LM with steering modules hooked after its blocks.
+
+For every chosen layer l and site s, a forward hook on the site's module replaces its output
+h (B, S, H) by h + d_{l,s}(h), where d is a LowRankAdapter or a SteeringVector
+(``steering/adapters.py``). The hooks fire in every forward, including each cached decoding
+step of ``generate``, so steering covers prompt and generated tokens alike.
+
+The wrapper owns only the steering modules: the base is frozen on construction, ``state_dict``
+holds adapter tensors only (HF Trainer checkpoints and resumes stay small and work with
+tied-embedding models), and ``remove()`` detaches every hook, leaving the base as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules.module import _IncompatibleKeys
+
+from steering import checkpoint
+from steering.adapters import LowRankAdapter, SteeringVector
+from steering.architectures import decoder_layers, get_architecture, site_module, text_config
+from steering.config import SteeringConfig
+
+_PREFIX = "adapters."
+
+
+def _layer_dtype_device(layer: nn.Module) -> tuple[torch.dtype, torch.device]:
+    for p in layer.parameters():
+        if p.is_floating_point():
+            return p.dtype, p.device
+    return torch.get_default_dtype(), torch.device("cpu")
+
+
+class SteeredModel(nn.Module):
+    """Wraps ``base_model`` (frozen by this call) with the steering described by ``config``."""
+
+    def __init__(self, base_model: nn.Module, config: SteeringConfig | None = None) -> None:
+        super().__init__()
+        config = SteeringConfig() if config is None else config
+        if not isinstance(config, SteeringConfig):
+            raise TypeError(f"config must be a SteeringConfig, got {type(config).__name__}")
+        get_architecture(base_model)  # fails early, naming the supported architectures
+        layers = decoder_layers(base_model)
+        self.steering_config = config
+        self.base_model = base_model
+        self.num_layers = len(layers)
+        self.hidden_size = int(text_config(base_model).hidden_size)
+        self.layer_indices = config.layer_indices(self.num_layers)
+
+        # Resolve every target before touching the base, so a bad site changes nothing.
+        targets = {
+            f"layer{i}_{site}": (site_module(base_model, layers[i], site), layers[i])
+            for i in self.layer_indices
+            for site in config.sites
+        }
+        self._requires_grad_before = {n: p.requires_grad for n, p in base_model.named_parameters()}
+        base_model.requires_grad_(False)
+
+        self.adapters = nn.ModuleDict()
+        for key, (_, layer) in targets.items():
+            dtype, device = _layer_dtype_device(layer)
+            self.adapters[key] = self._new_module(dtype, device)
+        self._enabled = True
+        self._removed = False
+        self._handles = [
+            module.register_forward_hook(self._hook(self.adapters[key]))
+            for key, (module, _) in targets.items()
+        ]
+
+    def _new_module(self, dtype: torch.dtype, device: torch.device) -> nn.Module:
+        c = self.steering_config
+        if c.kind == "vector":
+            return SteeringVector(self.hidden_size, c.alpha, dtype=dtype, device=device)
+        return LowRankAdapter(self.hidden_size, c.rank, c.activation, c.alpha, dtype, device)
+
+    def _hook(self, adapter: nn.Module):
+        def hook(module: nn.Module, args: Any, output: Any) -> Any:
+            if not self._enabled:
+                return None
+            # transformers 5 returns a Tensor from decoder layers; 4.x (and attention modules)
+            # return a tuple whose first element is the hidden state.
+            if isinstance(output, tuple):
+                h = output[0]  # (B, S, H)
+                return (h + adapter(h), *output[1:])
+            return output + adapter(output)
+
+        return hook
+
+    # --- the HF model interface --------------------------------------------------------------
+    @property
+    def config(self):
+        """The base model's HF config (what Trainer and generation utilities look for)."""
+        return self.base_model.config
+
+    def _check_attached(self) -> None:
+        if self._removed:
+            raise RuntimeError("this SteeredModel's hooks were removed; wrap the base model again")
+
+    def forward(self, *args: Any, **kwargs: Any):
+        """The base model's forward with steering active (same arguments, same HF outputs)."""
+        self._check_attached()
+        return self.base_model(*args, **kwargs)
+
+    def generate(self, *args: Any, **kwargs: Any):
+        """The base model's ``generate`` with steering active on prompt and generated tokens."""
+        self._check_attached()
+        return self.base_model.generate(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def disabled(self) -> Iterator[SteeredModel]:
+        """Temporarily run the plain base model: ``with steered.disabled(): ...``."""
+        previous, self._enabled = self._enabled, False
+        try:
+            yield self
+        finally:
+            self._enabled = previous
+
+    def remove(self) -> nn.Module:
+        """Detach all hooks and restore the base's ``requires_grad`` flags; returns the base."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        for name, p in self.base_model.named_parameters():
+            p.requires_grad_(self._requires_grad_before.get(name, p.requires_grad))
+        self._removed = True
+        return self.base_model
+
+    # --- parameter accounting ------------------------------------------------------------------
+    def num_trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.adapters.parameters() if p.requires_grad)
+
+    def num_base_parameters(self) -> int:
+        return sum(p.numel() for p in self.base_model.parameters())  # tied weights counted once
+
+    def trainable_share(self) -> float:
+        """Trainable steering parameters as a fraction of the base model's parameters."""
+        return self.num_trainable_parameters() / self.num_base_parameters()
+
+    def trainable_summary(self) -> str:
+        return (
+            f"trainable params: {self.num_trainable_parameters():,} || "
+            f"base params: {self.num_base_parameters():,} || "
+            f"trainable: {100 * self.trainable_share():.4f}%"
+        )
+
+    # --- adapter-only state dict -------------------------------------------------------------
+    def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False):
+        return self.adapters.state_dict(
+            destination=destination, prefix=prefix + _PREFIX, keep_vars=keep_vars
+        )
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> _IncompatibleKeys:
+        ours = {k[len(_PREFIX) :]: v for k, v in state_dict.items() if k.startswith(_PREFIX)}
+        foreign = [k for k in state_dict if not k.startswith(_PREFIX)]
+        if strict and foreign:
+            raise RuntimeError(f"unexpected non-adapter keys in state dict: {foreign[:5]}")
+        result = self.adapters.load_state_dict(ours, strict=strict, assign=assign)
+        return _IncompatibleKeys(
+            [_PREFIX + k for k in result.missing_keys],
+            [_PREFIX + k for k in result.unexpected_keys] + foreign,
+        )
+
+    def load_adapter_tensors(self, tensors: Mapping[str, torch.Tensor], source: str) -> None:
+        """Strictly copy ``tensors`` (keys as in ``self.adapters.state_dict()``) into the adapters.
+
+        Missing, extra or mis-shaped tensors raise ValueError naming ``source`` and the keys.
+        Values are cast to each adapter's dtype and device.
+        """
+        expected = self.adapters.state_dict()
+        missing = sorted(set(expected) - set(tensors))
+        extra = sorted(set(tensors) - set(expected))
+        wrong = [
+            f"{k}: checkpoint {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}"
+            for k in sorted(set(expected) & set(tensors))
+            if tuple(tensors[k].shape) != tuple(expected[k].shape)
+        ]
+        problems = []
+        if missing:
+            problems.append(f"missing tensors {missing}")
+        if extra:
+            problems.append(f"unexpected tensors {extra}")
+        if wrong:
+            problems.append(f"shape mismatch {wrong}")
+        if problems:
+            raise ValueError(
+                f"{source} does not match this model's adapters: " + "; ".join(problems)
+            )
+        with torch.no_grad():
+            for key, param in expected.items():
+                param.copy_(tensors[key])
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write the adapter-only checkpoint: ``steering_config.json`` + ``adapter.safetensors``."""
+        return checkpoint.save(
+            path, self.steering_config, self.adapters.state_dict(), checkpoint.base_info(self)
+        )
+
+    @classmethod
+    def from_pretrained(cls, base_model: nn.Module, path: str | Path) -> SteeredModel:
+        """Rebuild the steering saved at ``path`` on ``base_model``; strict about keys and sizes."""
+        config, meta, tensors = checkpoint.load(path)
+        checkpoint.check_base(
+            meta, len(decoder_layers(base_model)), int(text_config(base_model).hidden_size), path
+        )
+        model = cls(base_model, config)
+        model.load_adapter_tensors(tensors, f"checkpoint {path}")
+        return model
+
+    @classmethod
+    def from_official_checkpoint(
+        cls,
+        base_model: nn.Module,
+        path: str | Path,
+        activation: str | None = "silu",
+        positions: str = "all",
+        alpha: float = 1.0,
+    ) -> SteeredModel:
+        """Load the steering tensors of a state dict saved by the official code's Trainer.
+
+        Kind, rank, sites and layers are read from the keys and shapes; the activation
+        (official default ``silu``; ``None`` for ``--linear``) and positions come from the
+        caller because the official checkpoint does not record them.
+        """
+        found = checkpoint.load_official(path)
+        num_layers = len(decoder_layers(base_model))
+        hidden = int(text_config(base_model).hidden_size)
+        if found.hidden_size != hidden:
+            raise ValueError(
+                f"official checkpoint {path} was trained on a model with hidden size "
+                f"{found.hidden_size}; this base model has hidden size {hidden}"
+            )
+        layers = "all" if found.layers == tuple(range(num_layers)) else found.layers
+        shape = {"rank": found.rank} if found.kind == "adapter" else {}
+        config = SteeringConfig(
+            kind=found.kind,
+            activation=activation,
+            alpha=alpha,
+            sites=found.sites,
+            layers=layers,
+            positions=positions,
+            **shape,
+        )
+        model = cls(base_model, config)
+        model.load_adapter_tensors(found.tensors, f"official checkpoint {path}")
+        return model

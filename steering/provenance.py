@@ -1,0 +1,42 @@
+"""Provenance: the package version and the git commit a result or checkpoint came from."""
+
+from __future__ import annotations
+
+import subprocess
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+
+@cache
+def package_version() -> str:
+    try:
+        return metadata.version("steering")
+    except metadata.PackageNotFoundError:  # imported from a source tree without installing
+        from steering import __version__
+
+        return __version__
+
+
+@cache
+def git_commit() -> str | None:
+    """The commit of the source tree this package was imported from, ``-dirty`` if modified."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{sha}-dirty" if dirty else sha

@@ -1,0 +1,33 @@
+"""Shared test set-up: offline hub, tiny models and the project-built tokenizer."""
+
+import os
+
+# Before transformers/datasets are imported: a hub lookup without these hangs for ~47 s.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from steering.tiny import build_tokenizer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return build_tokenizer()
+
+
+@pytest.fixture
+def input_ids():
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(3, 500, (2, 9), generator=g)
+
+
+def randomize(steered, scale: float = 0.5, seed: int = 0) -> None:
+    """Give every steering parameter random non-zero values (fresh ones are a no-op)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in steered.adapters.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * scale)
