@@ -119,14 +119,22 @@ def tiny_model(
     seed: int = 0,
     tie_word_embeddings: bool | None = None,
     dtype: torch.dtype = torch.float32,
+    initializer_range: float | None = None,
 ) -> hf.PreTrainedModel:
-    """A random-weight model of ``model_type`` in eval mode, built from a config offline."""
+    """A random-weight model of ``model_type`` in eval mode, built from a config offline.
+
+    ``initializer_range`` overrides the config's init std (0.02 by default, which leaves a tiny
+    model's logits nearly uniform; larger values give it a usable dynamic range).
+    """
     if model_type not in TINY_MODELS:
         raise ValueError(f"no tiny model for {model_type!r}; choose one of {sorted(TINY_MODELS)}")
     make_config, model_cls = TINY_MODELS[model_type]
     config = make_config(_sizes(vocab_size, hidden_size, num_layers))
     if tie_word_embeddings is not None:
         config.tie_word_embeddings = tie_word_embeddings
+    if initializer_range is not None:
+        for cfg in {id(config): config, id(text := config.get_text_config()): text}.values():
+            cfg.initializer_range = initializer_range
     config._name_or_path = f"tiny-{model_type}"
     torch.manual_seed(seed)
     model = model_cls(config).to(dtype)
