@@ -26,11 +26,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip check
 	touch $(STAMP)
 
+# Rules call `python scripts/...`: put the venv first on PATH so that is the venv's Python.
 run: venv
-	$(VENV)/bin/snakemake --cores $(CORES) --printshellcmds
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --printshellcmds
+	@tail -n 1 results/logs/demo.log
 
 test: venv lint
-	$(PY) -m pytest
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -14,6 +14,15 @@ import torch  # noqa: E402
 from steering.tiny import build_tokenizer  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device; none here")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     return build_tokenizer()
