@@ -26,6 +26,8 @@ from torch import nn
 class Architecture:
     layers: tuple[str, ...]
     sites: dict[str, str] = field(default_factory=dict)
+    # Gemma runs of the protocol: prompts through the chat template, eager attention
+    gemma: bool = False
 
 
 _LLAMA_LIKE = Architecture(
@@ -43,9 +45,9 @@ ARCHITECTURES: dict[str, Architecture] = {
     "mistral": _LLAMA_LIKE,
     "qwen2": _LLAMA_LIKE,
     "qwen3": _LLAMA_LIKE,
-    "gemma": _LLAMA_LIKE,
-    "gemma2": Architecture(layers=("model.layers",), sites=_GEMMA_SANDWICH),
-    "gemma3_text": Architecture(layers=("model.layers",), sites=_GEMMA_SANDWICH),
+    "gemma": Architecture(layers=_LLAMA_LIKE.layers, sites=_LLAMA_LIKE.sites, gemma=True),
+    "gemma2": Architecture(layers=("model.layers",), sites=_GEMMA_SANDWICH, gemma=True),
+    "gemma3_text": Architecture(layers=("model.layers",), sites=_GEMMA_SANDWICH, gemma=True),
     # Gemma-3 multimodal wrapper: steer its language model (5.x path first, then 4.x paths)
     "gemma3": Architecture(
         layers=(
@@ -54,6 +56,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             "language_model.layers",
         ),
         sites=_GEMMA_SANDWICH,
+        gemma=True,
     ),
     "phi3": Architecture(
         layers=("model.layers",),

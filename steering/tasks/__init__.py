@@ -1,0 +1,30 @@
+"""The six tasks of the paper, by name: ``get_task("GSM8K")``."""
+
+from steering.tasks.aqua import AQuA
+from steering.tasks.arc_challenge import ARCChallenge
+from steering.tasks.base import DataError, Task
+from steering.tasks.boolq import BoolQ
+from steering.tasks.gsm8k import GSM8K
+from steering.tasks.listops import ListOps
+from steering.tasks.winogrande import Winogrande
+
+TASKS: dict[str, Task] = {
+    "BoolQ": BoolQ(),
+    "Winogrande": Winogrande(),
+    "ListOps": ListOps(),
+    "GSM8K": GSM8K(),
+    "ARC_Challenge": ARCChallenge(),
+    "AQuA": AQuA(),
+}
+ALIASES = {"ARC": "ARC_Challenge"}
+
+
+def get_task(name: str) -> Task:
+    """The task called ``name`` (``ARC`` is accepted for ``ARC_Challenge``)."""
+    task = TASKS.get(ALIASES.get(name, name))
+    if task is None:
+        raise ValueError(f"unknown dataset {name!r}; valid names: {[*TASKS, *ALIASES]}")
+    return task
+
+
+__all__ = ["TASKS", "DataError", "Task", "get_task"]

@@ -1,0 +1,203 @@
+"""Task: one dataset of the paper with its exact protocol (PROTOCOL.md sections 2-4).
+
+A task knows its source (hub id and config, or local files in the same schema), how its
+source splits are carved into train / validation / test, its prompt, completion, label and
+answer parser, its generation budget, epochs and training max length, and a generator of
+well-formed synthetic rows in its source schema for offline runs.
+
+Carving: carve(S, p) = S.shuffle(seed=42).train_test_split(test_size=p, seed=42) (the
+``datasets`` library); each task's ``split_plan`` says which part of which source split each
+of train / validation / test is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from datasets import Dataset, DatasetDict
+
+CARVE_SEED = 42
+
+# field type name -> (check, description); used for row validation and error messages
+FIELD_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "bool": (lambda v: isinstance(v, bool), "a boolean"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "list[str]": (
+        lambda v: isinstance(v, list) and bool(v) and all(isinstance(x, str) for x in v),
+        "a non-empty list of strings",
+    ),
+    "choices": (
+        lambda v: (
+            isinstance(v, dict)
+            and FIELD_TYPES["list[str]"][0](v.get("text"))
+            and FIELD_TYPES["list[str]"][0](v.get("label"))
+            and len(v["text"]) == len(v["label"])
+        ),
+        "an object {text: [str], label: [str]} with lists of equal length",
+    ),
+}
+
+
+class DataError(ValueError):
+    """Bad or missing task data: the message says which dataset, split, row and field."""
+
+
+def carve(split: Dataset, test_size: float) -> DatasetDict:
+    """The protocol's carving: shuffle(seed=42) then train_test_split(test_size, seed=42)."""
+    return split.shuffle(seed=CARVE_SEED).train_test_split(test_size=test_size, seed=CARVE_SEED)
+
+
+class Task:
+    """Base class; subclasses set the class attributes and implement the four protocol methods."""
+
+    name: ClassVar[str]
+    hub_id: ClassVar[str]
+    hub_config: ClassVar[str | None] = None
+    # target split -> (source split,) taken whole, or (source split, test_size, "train"|"test")
+    split_plan: ClassVar[dict[str, tuple]]
+    fields: ClassVar[dict[str, str]]  # source column -> FIELD_TYPES name
+    max_new_tokens: ClassVar[int]
+    epochs: ClassVar[int]
+    max_length: ClassVar[int]
+    chat_max_length: ClassVar[int | None] = None  # Gemma chat-template runs, when it differs
+    protocol_version: ClassVar[int] = 1
+    synthetic_sizes: ClassVar[dict[str, int]]  # rows per source split of generated data
+
+    # --- the protocol ------------------------------------------------------------------------
+    def prompt(self, ex: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def completion(self, ex: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def label(self, ex: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def score(self, output: str, label: Any) -> bool:
+        """The official parser: is the generated continuation ``output`` correct for ``label``?"""
+        raise NotImplementedError
+
+    def check_row(self, ex: dict[str, Any]) -> str | None:
+        """A task-specific problem with a well-typed row (a message), or None."""
+        return None
+
+    def synthetic_split(self, split: str, n: int, seed: int) -> list[dict[str, Any]]:
+        """``n`` generated rows in the source schema, deterministic in (split, seed)."""
+        raise NotImplementedError
+
+    def max_length_for(self, chat: bool) -> int:
+        """Training max length: the chat-template value for Gemma runs where one is specified."""
+        return self.chat_max_length if chat and self.chat_max_length else self.max_length
+
+    # --- splits ------------------------------------------------------------------------------
+    @property
+    def source_splits(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(plan[0] for plan in self.split_plan.values()))
+
+    def make_splits(self, raw: DatasetDict) -> DatasetDict:
+        """Carve the source splits ``raw`` into train / validation / test as specified."""
+        missing = [s for s in self.source_splits if s not in raw]
+        if missing:
+            raise DataError(
+                f"{self.name}: source split(s) {missing} missing; have {sorted(raw)} "
+                f"(needed: {list(self.source_splits)})"
+            )
+        carved: dict[tuple[str, float], DatasetDict] = {}
+        out = {}
+        for target, plan in self.split_plan.items():
+            if len(plan) == 1:
+                out[target] = raw[plan[0]]
+                continue
+            source, size, part = plan
+            if (source, size) not in carved:
+                carved[source, size] = carve(raw[source], size)
+            out[target] = carved[source, size][part]
+        return DatasetDict(out)
+
+    def validate(self, splits: DatasetDict) -> None:
+        """Fail on the first missing or mistyped field, naming the split, row and field."""
+        for split, ds in splits.items():
+            if len(ds) == 0:
+                raise DataError(f"{self.name}: split '{split}' is empty")
+            absent = [f for f in self.fields if f not in ds.column_names]
+            if absent:
+                raise DataError(
+                    f"{self.name}: split '{split}' has no column(s) {absent}; columns are "
+                    f"{ds.column_names}; expected {self.schema_text()}"
+                )
+            columns = {f: ds[f] for f in self.fields}
+            for i in range(len(ds)):
+                for field, kind in self.fields.items():
+                    value = columns[field][i]
+                    check, description = FIELD_TYPES[kind]
+                    if not check(value):
+                        raise DataError(
+                            f"{self.name}: split '{split}' row {i}: field '{field}' must be "
+                            f"{description}, got {type(value).__name__} {str(value)[:60]!r}"
+                        )
+                problem = self.check_row({f: columns[f][i] for f in self.fields})
+                if problem:
+                    raise DataError(f"{self.name}: split '{split}' row {i}: {problem}")
+
+    def schema_text(self) -> str:
+        return ", ".join(f"{f} ({FIELD_TYPES[k][1]})" for f, k in self.fields.items())
+
+    # --- loading -----------------------------------------------------------------------------
+    def load(self, data_dir: str | Path | None = None) -> DatasetDict:
+        """train / validation / test, from ``data_dir`` if given, else from the hub.
+
+        ``data_dir`` holds either the source splits (``<split>.jsonl``/``.json``/``.parquet``
+        in the source schema; they are carved here) or the output of
+        ``scripts/prepare_data.py`` (already carved; recognised by its ``manifest.json``).
+        """
+        from steering.tasks import files
+
+        if data_dir is not None:
+            if files.is_prepared(data_dir):
+                return files.read_prepared(self, data_dir)
+            raw = files.read_source(self, data_dir)
+        else:
+            raw = self.load_hub()
+        self.validate(raw)
+        return self.make_splits(raw)
+
+    def load_hub(self) -> DatasetDict:
+        """The source splits from the Hugging Face hub (or its local cache)."""
+        import datasets
+
+        try:
+            loaded = datasets.load_dataset(self.hub_id, self.hub_config)
+        except Exception as e:  # offline, missing cache, no network: all mean "not available"
+            offline = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE")
+            reason = (
+                "the hub is disabled (HF_HUB_OFFLINE=1)" if offline else "the hub cannot be reached"
+            )
+            raise DataError(
+                f"{self.name}: dataset {self.hub_id}"
+                f"{f' ({self.hub_config})' if self.hub_config else ''} is not in the local "
+                f"cache and {reason}: {type(e).__name__}: {str(e)[:200]}\n"
+                f"Provide local files instead: a directory with "
+                f"{', '.join(f'{s}.jsonl' for s in self.source_splits)} (or .json / .parquet) "
+                f"with columns {self.schema_text()}, and pass it as data_dir (CLI: --data-dir). "
+                f"Or generate stand-in data: python scripts/prepare_data.py --dataset-name "
+                f"{self.name} --synthetic --out results/data/{self.name}"
+            ) from e
+        return DatasetDict({s: loaded[s] for s in self.source_splits if s in loaded})
+
+    def synthetic(self, seed: int = 0, scale: float = 1.0) -> DatasetDict:
+        """Generated source splits (``synthetic_sizes`` times ``scale`` rows each)."""
+        return DatasetDict(
+            {
+                split: Dataset.from_list(
+                    self.synthetic_split(split, max(4, round(n * scale)), seed)
+                )
+                for split, n in self.synthetic_sizes.items()
+            }
+        )
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} v{self.protocol_version}>"
