@@ -164,8 +164,12 @@ def test_bad_rows_name_split_row_and_field(tmp_path, train_rows, message):
             {"question": "q", "options": "A)1", "rationale": "r", "correct": "A"},
             "field 'options' must be a non-empty list of strings",
         ),
-        ("ListOps", {"Source": "( [MAX 1 ] )", "Target": 12}, "must be a digit 0-9"),
-        ("ListOps", {"Source": "( [MAX 1 ] )", "Target": "1"}, "field 'Target' must be an integer"),
+        ("ListOps", {"Source": "( [MAX 1 ] )", "Target": 12}, "field 'Target' must be a digit 0-9"),
+        (
+            "ListOps",
+            {"Source": "( [MAX 1 ] )", "Target": "x"},
+            "field 'Target' must be a digit 0-9",
+        ),
     ],
 )
 def test_task_specific_row_checks(tmp_path, name, row, message):

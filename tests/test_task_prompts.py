@@ -83,6 +83,12 @@ def test_listops_prompt_uses_the_single_ellipsis_character():
     assert "<answer>\u2026</answer>" in prompt and "..." not in prompt
 
 
+def test_listops_target_may_be_a_digit_string():
+    task = get_task("ListOps")
+    row = {"Source": "( ( ( [MAX 2 ) 9 ) ] )", "Target": "9"}
+    assert task.completion(row) == "<answer>9</answer>" and task.label(row) == "9"
+
+
 def test_boolq_true_completion():
     row = dict(ROWS["BoolQ"][0], answer=True)
     assert get_task("BoolQ").completion(row) == "Answer: True."

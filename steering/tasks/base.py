@@ -25,7 +25,13 @@ CARVE_SEED = 42
 FIELD_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "str": (lambda v: isinstance(v, str), "a string"),
     "bool": (lambda v: isinstance(v, bool), "a boolean"),
-    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "digit": (
+        lambda v: (
+            (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 9)
+            or (isinstance(v, str) and len(v) == 1 and v in "0123456789")
+        ),
+        "a digit 0-9 (integer, or a one-digit string)",
+    ),
     "list[str]": (
         lambda v: isinstance(v, list) and bool(v) and all(isinstance(x, str) for x in v),
         "a non-empty list of strings",
