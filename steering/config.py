@@ -115,6 +115,30 @@ class SteeringConfig:
             )
         return self.layers
 
+    def variant_name(self) -> str:
+        """The run name the official code gives this steering, extended so no two differ only
+        in a setting it did not name: ``adapter_all_nonlinear_silu``, ``adapter_all_linear``,
+        ``fixedvec_all``, ``..._submodules``; then ``_official`` (official_attn site),
+        ``_r{rank}`` (rank != 8), ``_alpha{alpha}`` (alpha != 1), ``_layers{i-j-...}``."""
+        if self.kind == "vector":
+            name = f"fixedvec_{self.positions}"
+        else:
+            act = "linear" if self.activation is None else f"nonlinear_{self.activation}"
+            name = f"adapter_{self.positions}_{act}"
+        if self.sites == ("attn", "mlp"):
+            name += "_submodules"
+        elif self.sites == ("mlp", "official_attn"):
+            name += "_submodules_official"
+        elif self.sites != ("block",):
+            name += "_sites-" + "-".join(self.sites)
+        if self.kind == "adapter" and self.rank != 8:
+            name += f"_r{self.rank}"
+        if self.alpha != 1.0:
+            name += f"_alpha{self.alpha:g}"
+        if self.layers != "all":
+            name += "_layers" + "-".join(map(str, self.layers))
+        return name
+
     # --- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -97,6 +97,10 @@ class SteeredModel(nn.Module):
         """The base model's HF config (what Trainer and generation utilities look for)."""
         return self.base_model.config
 
+    @property
+    def generation_config(self):
+        return self.base_model.generation_config
+
     def _check_attached(self) -> None:
         if self._removed:
             raise RuntimeError("this SteeredModel's hooks were removed; wrap the base model again")

@@ -193,3 +193,35 @@ def build_tokenizer(vocab_size: int = 512) -> hf.PreTrainedTokenizerFast:
     )
     fast.chat_template = CHAT_TEMPLATE
     return fast
+
+
+def save_tiny_model(
+    out_dir,
+    model_type: str = "llama",
+    hidden_size: int = 64,
+    num_layers: int = 4,
+    vocab_size: int = 512,
+    init_std: float = 0.3,
+    seed: int = 0,
+):
+    """Save a tiny model and the project tokenizer as a normal HF model directory."""
+    from pathlib import Path
+
+    if hidden_size % 4 or hidden_size < 8 or num_layers < 1:
+        raise ValueError("--hidden-size must be a multiple of 4 (>= 8) and --layers >= 1")
+    tokenizer = build_tokenizer(vocab_size)
+    model = tiny_model(
+        model_type,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        seed=seed,
+        initializer_range=init_std,
+    )
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is a file")
+    model.config._name_or_path = str(out)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

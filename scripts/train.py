@@ -1,0 +1,108 @@
+"""Train post-block steering on a task (the official train script's flags, plus ours).
+
+    python scripts/train.py --model-name meta-llama/Meta-Llama-3-8B --dataset-name ListOps
+
+Saves the adapter to ./<dataset>_model/<model>_<variant>/ (or --output-dir); with --do-eval
+also evaluates validation (unless --test-only) and test, writing outputs/... (or --output-dir).
+"""
+
+import argparse
+import sys
+
+from steering.adapters import ACTIVATIONS
+from steering.cli import run
+from steering.config import SteeringConfig
+from steering.loader import DTYPES
+from steering.tasks import TASKS
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--model-name", required=True, help="hub id or local model directory")
+    p.add_argument("--dataset-name", required=True, help=f"one of {list(TASKS)} (or ARC)")
+    p.add_argument("--lr", type=float, default=9e-4)
+    p.add_argument("--warmup-ratio", type=float, default=0.03)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument(
+        "--epochs", type=float, default=None, help="default: the dataset's (GSM8K 3, others 1)"
+    )
+    p.add_argument("--bs", type=int, default=8, help="per-device batch size (accumulation 2)")
+    p.add_argument("--adapter-rank", type=int, default=8)
+    p.add_argument("--no-adapter", action="store_true", help="a fixed steering vector per layer")
+    p.add_argument("--linear", action="store_true", help="identity activation")
+    p.add_argument("--nonlinearity", default="silu", choices=[a for a in ACTIVATIONS if a])
+    p.add_argument(
+        "--submodules", action="store_true", help="adapters on the attention and MLP outputs"
+    )
+    p.add_argument(
+        "--official-sites", action="store_true", help="with --submodules: the official attn site"
+    )
+    p.add_argument("--intervene-last", action="store_true", help="steer only the last token")
+    p.add_argument("--do-eval", action="store_true", help="evaluate after training")
+    p.add_argument("--test-only", action="store_true", help="with --do-eval: skip validation")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--output-dir", help="where the checkpoint (and evaluation outputs) go")
+    p.add_argument("--data-dir", help="local data: prepared splits or source-split files")
+    p.add_argument("--max-train-samples", type=int)
+    p.add_argument("--max-eval-samples", type=int)
+    p.add_argument("--dtype", default="float32", choices=list(DTYPES))
+    p.add_argument("--eval-batch-size", type=int, default=16)
+    p.add_argument("--device", help="cuda, cuda:1, cpu, ... (default: CUDA if present)")
+    p.add_argument(
+        "--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
+    return p.parse_args()
+
+
+def main() -> None:
+    a = parse_args()
+    from steering.training import TrainSettings, train
+
+    if a.official_sites and not a.submodules:
+        raise ValueError("--official-sites only applies with --submodules")
+    sites = (
+        ("block",)
+        if not a.submodules
+        else (("official_attn", "mlp") if a.official_sites else ("attn", "mlp"))
+    )
+    steering = SteeringConfig(
+        kind="vector" if a.no_adapter else "adapter",
+        rank=a.adapter_rank,
+        activation=None if a.linear else a.nonlinearity,
+        sites=sites,
+        positions="last" if a.intervene_last else "all",
+    )
+    settings = TrainSettings(
+        model_name=a.model_name,
+        dataset_name=a.dataset_name,
+        steering=steering,
+        lr=a.lr,
+        warmup_ratio=a.warmup_ratio,
+        weight_decay=a.weight_decay,
+        epochs=a.epochs,
+        bs=a.bs,
+        seed=a.seed,
+        do_eval=a.do_eval,
+        test_only=a.test_only,
+        output_dir=a.output_dir,
+        data_dir=a.data_dir,
+        max_train_samples=a.max_train_samples,
+        max_eval_samples=a.max_eval_samples,
+        dtype=a.dtype,
+        eval_batch_size=a.eval_batch_size,
+        wandb=a.wandb,
+        device=a.device,
+        progress=not a.no_progress,
+    )
+    s = train(settings)
+    loss = s["loss_history"][-1][1] if s["loss_history"] else s["train_loss"]
+    steps = s["optimizer_steps"]
+    print(f"saved {s['variant']} to {s['checkpoint']} ({steps} steps, last loss {loss})")
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

@@ -1,0 +1,102 @@
+"""Evaluating a (steered) model on a task split: records in the official format plus metrics.
+
+Each example gives one record ``{"prompt", "output", "label", "eval"}``: the prompt text, the
+greedy continuation decoded with special tokens skipped, the task label and the parser's
+verdict. Records go to ``<split>.json`` (JSON Lines, as the official code writes them) and
+``<split>.metrics.json`` holds accuracy, counts, throughput and provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+
+from steering.data import encode_prompt
+from steering.generation import greedy_generate
+from steering.io import atomic_path, write_json
+from steering.provenance import git_commit, package_version
+
+
+def evaluate(
+    model,
+    tokenizer,
+    task,
+    dataset,
+    chat: bool = False,
+    batch_size: int = 16,
+    progress: bool = True,
+    desc: str | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Greedy-decode every row of ``dataset`` and score it -> (records, metrics)."""
+    if len(dataset) == 0:
+        raise ValueError(f"{task.name}: nothing to evaluate (the split is empty)")
+    rows = list(dataset)
+    prompts = [task.prompt(r) for r in rows]
+    ids = [encode_prompt(tokenizer, p, chat=chat) for p in prompts]
+    was_training = model.training
+    model.eval()
+    gen = greedy_generate(
+        model,
+        ids,
+        task.max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        batch_size=batch_size,
+        progress=progress,
+        desc=desc or f"{task.name} eval",
+    )
+    model.train(was_training)
+    records = []
+    for row, prompt, tokens in zip(rows, prompts, gen.tokens, strict=True):
+        output = tokenizer.decode(tokens, skip_special_tokens=True)
+        label = task.label(row)
+        records.append(
+            {"prompt": prompt, "output": output, "label": label, "eval": task.score(output, label)}
+        )
+    correct = sum(r["eval"] for r in records)
+    metrics = {
+        "accuracy": correct / len(records),
+        "correct": correct,
+        "n": len(records),
+        "tokens_generated": gen.num_generated,
+        "wall_s": round(gen.wall_s, 3),
+        "tokens_per_s": round(gen.num_generated / gen.wall_s, 2) if gen.wall_s > 0 else None,
+        "batch_size": batch_size,
+        "max_new_tokens": task.max_new_tokens,
+    }
+    return records, metrics
+
+
+def provenance(settings: dict[str, Any], task, seed: int | None) -> dict[str, Any]:
+    """What every result file records about how it was made."""
+    return {
+        "config": settings,
+        "package_version": package_version(),
+        "git_commit": git_commit(),
+        "seed": seed,
+        "task": task.name,
+        "protocol_version": task.protocol_version,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def write_results(
+    records_path: str | Path, split: str, records, metrics, prov
+) -> tuple[Path, Path]:
+    """Records as JSON Lines at ``records_path`` (``<split>.json``) and the metrics beside it
+    (``<split>.metrics.json``), each written atomically."""
+    records_path = Path(records_path)
+    with atomic_path(records_path) as tmp:
+        with tmp.open("w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    metrics_path = write_json(
+        records_path.with_suffix(".metrics.json"), {**metrics, "split": split, "provenance": prov}
+    )
+    return records_path, metrics_path

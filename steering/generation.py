@@ -1,0 +1,76 @@
+"""Batched greedy decoding whose outputs equal one-prompt-at-a-time decoding.
+
+Prompts are sorted by length (longest first, so batches hold similar lengths and padding is
+small), left-padded with an attention mask, and decoded greedily with the KV cache for at most
+``max_new_tokens``. The continuation is cut from the output by token position (never by
+matching the prompt text) and ends before the first EOS. Results come back in input order.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+from transformers import GenerationConfig
+
+
+@dataclass
+class Generated:
+    tokens: list[list[int]]  # per prompt, the new tokens before the first EOS
+    num_generated: int  # new tokens produced, EOS included, padding excluded
+    wall_s: float
+
+
+def _eos_ids(model, eos_token_id) -> list[int]:
+    eos = eos_token_id if eos_token_id is not None else model.generation_config.eos_token_id
+    if eos is None:
+        return []
+    return [eos] if isinstance(eos, int) else list(eos)
+
+
+@torch.no_grad()
+def greedy_generate(
+    model,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    pad_token_id: int,
+    eos_token_id: int | list[int] | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+    desc: str = "generate",
+) -> Generated:
+    """Greedy continuations of token-id ``prompts`` (each a list of ids, no padding)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = next(model.parameters()).device
+    eos = _eos_ids(model, eos_token_id)
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        use_cache=True,
+        pad_token_id=pad_token_id,
+        eos_token_id=eos or None,
+    )
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    results: list[list[int]] = [[] for _ in prompts]
+    generated = 0
+    start = time.perf_counter()
+    bar = tqdm(total=len(prompts), desc=desc, disable=not progress, unit="ex")
+    for first in range(0, len(order), batch_size):
+        idx = order[first : first + batch_size]
+        width = max(len(prompts[i]) for i in idx)
+        ids = torch.tensor([[pad_token_id] * (width - len(prompts[i])) + prompts[i] for i in idx])
+        mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in idx])
+        out = model.generate(
+            input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config
+        )
+        for i, row in zip(idx, out[:, width:].tolist(), strict=True):  # cut by position
+            stop = next((k for k, t in enumerate(row) if t in eos), None)
+            results[i] = row if stop is None else row[:stop]
+            generated += len(row) if stop is None else stop + 1
+        bar.update(len(idx))
+    bar.close()
+    return Generated(results, generated, time.perf_counter() - start)

@@ -1,0 +1,132 @@
+"""Evaluating a saved checkpoint (ours or the official code's) on one split of a task.
+
+Our checkpoints describe themselves, so no training flag needs repeating; flags that the user
+does pass (``--no-adapter``, ``--adapter-rank``, ``--submodules``, ``--intervene-last``) must
+agree with the checkpoint, and a disagreement is an error naming the flag. Official
+checkpoints (``pytorch_model.bin`` / ``model.safetensors``) carry no config: kind, rank and
+sites come from their keys, the activation and positions from the flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from steering.checkpoint import CONFIG_NAME
+from steering.config import SteeringConfig
+from steering.data import uses_chat_template
+from steering.evaluation import evaluate, provenance, write_results
+from steering.loader import load_base_model, load_tokenizer
+from steering.model import SteeredModel
+from steering.tasks import get_task
+
+
+@dataclass
+class InferenceSettings:
+    model_name: str
+    dataset_name: str
+    ckpt_path: str | None = None  # None: the base model without steering
+    split: str = "test"
+    output_file: str | None = None
+    # must-match flags: None = not given
+    no_adapter: bool | None = None
+    adapter_rank: int | None = None
+    submodules: bool | None = None
+    intervene_last: bool | None = None
+    # for official checkpoints
+    activation: str | None = "silu"
+    data_dir: str | None = None
+    max_eval_samples: int | None = None
+    eval_batch_size: int = 16
+    dtype: str = "float32"
+    device: str | None = None
+    seed: int = 42
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.split not in ("train", "validation", "test"):
+            raise ValueError(f"--split {self.split!r} is invalid; choose train, validation or test")
+        if self.eval_batch_size < 1:
+            raise ValueError(f"--eval-batch-size must be >= 1, got {self.eval_batch_size}")
+
+
+def check_flags(s: InferenceSettings, config: SteeringConfig, source: str) -> None:
+    """Every flag the user gave must describe the checkpoint's steering."""
+    actual = {
+        "--no-adapter": config.kind == "vector",
+        "--adapter-rank": config.rank if config.kind == "adapter" else None,
+        "--submodules": config.sites != ("block",),
+        "--intervene-last": config.positions == "last",
+    }
+    given = {
+        "--no-adapter": s.no_adapter,
+        "--adapter-rank": s.adapter_rank,
+        "--submodules": s.submodules,
+        "--intervene-last": s.intervene_last,
+    }
+    for flag, value in given.items():
+        if value is not None and value != actual[flag]:
+            raise ValueError(
+                f"{flag}={value} disagrees with {source}, which was trained with "
+                f"{flag}={actual[flag]} ({config.variant_name()}); drop the flag or pick the "
+                f"matching checkpoint"
+            )
+
+
+def _is_ours(path: Path) -> bool:
+    return path.is_dir() and (path / CONFIG_NAME).is_file()
+
+
+def load_steered(s: InferenceSettings, base) -> SteeredModel | None:
+    if s.ckpt_path is None:
+        return None
+    path = Path(s.ckpt_path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if _is_ours(path):
+        model = SteeredModel.from_pretrained(base, path)
+    else:
+        model = SteeredModel.from_official_checkpoint(
+            base, path, activation=s.activation, positions="last" if s.intervene_last else "all"
+        )
+    check_flags(s, model.steering_config, f"checkpoint {path}")
+    return model
+
+
+def default_output(s: InferenceSettings) -> Path:
+    if s.output_file:
+        return Path(s.output_file)
+    if s.ckpt_path is None:
+        return Path("outputs") / f"{get_task(s.dataset_name).name}_base" / f"{s.split}.json"
+    path = Path(s.ckpt_path)
+    return (path if path.is_dir() else path.parent) / f"{s.split}.json"
+
+
+def run_inference(s: InferenceSettings) -> dict[str, Any]:
+    task = get_task(s.dataset_name)
+    out = default_output(s)
+    if out.is_dir():
+        raise ValueError(f"--output-file {out} is a directory; give a file path")
+    data = task.load(data_dir=s.data_dir)[s.split]
+    if s.max_eval_samples:
+        data = data.select(range(min(s.max_eval_samples, len(data))))
+    tokenizer = load_tokenizer(s.model_name)
+    base = load_base_model(s.model_name, s.dtype, s.device)
+    steered = load_steered(s, base)
+    model = steered if steered is not None else base
+    records, metrics = evaluate(
+        model,
+        tokenizer,
+        task,
+        data,
+        chat=uses_chat_template(base.config.model_type),
+        batch_size=s.eval_batch_size,
+        progress=s.progress,
+        desc=f"{task.name} {s.split}",
+    )
+    settings = asdict(s)
+    settings["steering"] = steered.steering_config.to_dict() if steered is not None else None
+    prov = provenance(settings, task, s.seed)
+    records_path, _ = write_results(out, s.split, records, metrics, prov)
+    return {"records": str(records_path), **metrics}

@@ -1,0 +1,226 @@
+"""Training a SteeredModel with HF Trainer under the official defaults (PROTOCOL.md section 2).
+
+``train(settings)`` loads the task data and the base model once, attaches the steering, trains
+(lr 9e-4, linear schedule, warmup 0.03, weight decay 0, batch 8 x accumulation 2, per-dataset
+epochs, group-by-length batches, seed 42 unless told otherwise), saves the adapter checkpoint
+and, with ``do_eval``, evaluates validation and test in the same process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainingArguments
+
+from steering.config import SteeringConfig
+from steering.data import Collator, tokenize_split, uses_chat_template
+from steering.io import write_json
+from steering.loader import load_base_model, load_tokenizer, model_short_name, pick_device
+from steering.model import SteeredModel
+from steering.tasks import get_task
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
+@dataclass
+class TrainSettings:
+    """One training run: the official flags plus ours. ``epochs=None`` = the task's epochs."""
+
+    model_name: str
+    dataset_name: str
+    steering: SteeringConfig = field(default_factory=SteeringConfig)
+    lr: float = 9e-4
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    epochs: float | None = None
+    bs: int = 8
+    grad_accum: int = 2
+    seed: int = 42
+    do_eval: bool = False
+    test_only: bool = False
+    output_dir: str | None = None
+    data_dir: str | None = None
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    dtype: str = "float32"
+    eval_batch_size: int = 16
+    wandb: bool = False
+    device: str | None = None
+    logging_steps: int = 10
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("lr", self.lr > 0, "must be > 0"),
+            ("warmup_ratio", 0 <= self.warmup_ratio < 1, "must be in [0, 1)"),
+            ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
+            ("epochs", self.epochs is None or self.epochs > 0, "must be > 0"),
+            ("bs", self.bs >= 1, "must be >= 1"),
+            ("grad_accum", self.grad_accum >= 1, "must be >= 1"),
+            ("eval_batch_size", self.eval_batch_size >= 1, "must be >= 1"),
+            (
+                "max_train_samples",
+                self.max_train_samples is None or self.max_train_samples >= 1,
+                "must be >= 1",
+            ),
+            (
+                "max_eval_samples",
+                self.max_eval_samples is None or self.max_eval_samples >= 1,
+                "must be >= 1",
+            ),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise ValueError(f"{name}={getattr(self, name)!r} {rule}")
+        if self.test_only and not self.do_eval:
+            raise ValueError("--test-only only makes sense with --do-eval")
+
+    def variant(self) -> str:
+        return self.steering.variant_name()
+
+    def checkpoint_dir(self) -> Path:
+        """``./<dataset>_model/<model>_<variant>/`` as the official code, or ``output_dir``."""
+        if self.output_dir:
+            return Path(self.output_dir)
+        task = get_task(self.dataset_name).name
+        return Path(f"{task}_model") / f"{model_short_name(self.model_name)}_{self.variant()}"
+
+    def eval_dir(self) -> Path:
+        """``outputs/<dataset>_model/<model>_<variant>/``, or ``output_dir``."""
+        return Path(self.output_dir) if self.output_dir else Path("outputs") / self.checkpoint_dir()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["steering"] = self.steering.to_dict()
+        return d
+
+
+def training_arguments(s: TrainSettings, output_dir: str, epochs: float) -> TrainingArguments:
+    """TrainingArguments for the protocol, across transformers 4.x and 5.x argument names."""
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    kw: dict[str, Any] = dict(
+        output_dir=output_dir,
+        learning_rate=s.lr,
+        lr_scheduler_type="linear",
+        weight_decay=s.weight_decay,
+        per_device_train_batch_size=s.bs,
+        gradient_accumulation_steps=s.grad_accum,
+        num_train_epochs=epochs,
+        seed=s.seed,
+        data_seed=s.seed,
+        logging_steps=s.logging_steps,
+        save_strategy="no",
+        report_to=["wandb"] if s.wandb else "none",
+        run_name=f"{get_task(s.dataset_name).name}_{model_short_name(s.model_name)}_{s.variant()}_seed{s.seed}",
+        use_cpu=pick_device(s.device).type == "cpu",
+        remove_unused_columns=False,
+        disable_tqdm=not s.progress,
+        dataloader_num_workers=0,
+    )
+    if "warmup_ratio" in names:  # transformers 4.x
+        kw["warmup_ratio"] = s.warmup_ratio
+    else:  # transformers 5: a float below 1 is a ratio of the total steps
+        kw["warmup_steps"] = s.warmup_ratio
+    if "group_by_length" in names:
+        kw["group_by_length"] = True
+    elif "train_sampling_strategy" in names:
+        kw["train_sampling_strategy"] = "group_by_length"
+    return TrainingArguments(**kw)
+
+
+class SteeringTrainer(Trainer):
+    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+        result = super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
+        loss = result[0] if return_outputs else result
+        if not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLoss(
+                f"the training loss is {loss.item()} at optimizer step "
+                f"{self.state.global_step + 1} (epoch {self.state.epoch or 0:.2f}); "
+                "lower --lr, or train in --dtype float32"
+            )
+        return result
+
+
+def train(s: TrainSettings) -> dict[str, Any]:
+    """Run one training job; returns a summary with the paths it wrote."""
+    task = get_task(s.dataset_name)
+    ckpt_dir, eval_dir = s.checkpoint_dir(), s.eval_dir()
+    for d in {ckpt_dir, eval_dir}:
+        if d.exists() and not d.is_dir():
+            raise ValueError(
+                f"output directory {d} exists and is a file; pass another --output-dir"
+            )
+    splits = task.load(data_dir=s.data_dir)  # data problems surface before the model loads
+    train_split = splits["train"]
+    if s.max_train_samples:
+        train_split = train_split.select(range(min(s.max_train_samples, len(train_split))))
+    tokenizer = load_tokenizer(s.model_name)
+    base = load_base_model(s.model_name, s.dtype, s.device)
+    chat = uses_chat_template(base.config.model_type)
+    model = SteeredModel(base, s.steering)
+    print(model.trainable_summary(), flush=True)
+
+    features = tokenize_split(task, train_split, tokenizer, chat=chat)
+    features = features.map(lambda ex: {"length": len(ex["input_ids"])})
+    epochs = s.epochs if s.epochs is not None else task.epochs
+    if s.wandb:
+        os.environ.setdefault("WANDB_PROJECT", "steering")
+    with tempfile.TemporaryDirectory(prefix="steering-trainer-") as tmp:
+        trainer = SteeringTrainer(
+            model=model,
+            args=training_arguments(s, tmp, epochs),
+            train_dataset=features,
+            data_collator=Collator(tokenizer.pad_token_id),
+        )
+        result = trainer.train()
+    losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+
+    model.save_pretrained(ckpt_dir)
+    summary = {
+        "settings": s.to_dict(),
+        "variant": s.variant(),
+        "trainable_parameters": model.num_trainable_parameters(),
+        "trainable_share": model.trainable_share(),
+        "epochs": epochs,
+        "train_examples": len(train_split),
+        "optimizer_steps": trainer.state.global_step,
+        "train_loss": result.training_loss if math.isfinite(result.training_loss) else None,
+        "loss_history": losses,
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "checkpoint": str(ckpt_dir),
+    }
+    write_json(ckpt_dir / "training.json", summary)
+    if s.do_eval:
+        from steering.evaluation import evaluate, provenance, write_results
+
+        prov = provenance(s.to_dict(), task, s.seed)
+        for split in ["test"] if s.test_only else ["validation", "test"]:
+            data = splits[split]
+            if s.max_eval_samples:
+                data = data.select(range(min(s.max_eval_samples, len(data))))
+            records, metrics = evaluate(
+                model,
+                tokenizer,
+                task,
+                data,
+                chat=chat,
+                batch_size=s.eval_batch_size,
+                progress=s.progress,
+                desc=f"{task.name} {split}",
+            )
+            write_results(eval_dir / f"{split}.json", split, records, metrics, prov)
+            summary[f"{split}_accuracy"] = metrics["accuracy"]
+            print(
+                f"{task.name} {split}: accuracy {metrics['accuracy']:.4f} (n={metrics['n']})",
+                flush=True,
+            )
+    return summary
