@@ -30,7 +30,7 @@ def _eos_ids(model, eos_token_id) -> list[int]:
     return [eos] if isinstance(eos, int) else list(eos)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def greedy_generate(
     model,
     prompts: list[list[int]],
