@@ -93,7 +93,7 @@ def main() -> None:
     result = {
         "question": "evaluation throughput: batched vs one prompt at a time, same outputs",
         "command": " ".join(["python", *sys.argv]),
-        "setting": vars(a),
+        "setting": {k: v for k, v in vars(a).items() if k != "out"},
         "rows": rows_out,
         "overall_speedup": round(total["one_at_a_time_s"] / total["batched_s"], 2),
         "machine": {
