@@ -23,8 +23,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--model-name", required=True, help="hub id or local model directory")
     p.add_argument("--dataset-name", required=True, help=f"one of {list(TASKS)} (or ARC)")
     p.add_argument("--ckpt-path", help="checkpoint directory, or an official pytorch_model.bin")
-    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
-    p.add_argument("--output-file", help="records file (JSON Lines); metrics go beside it")
+    p.add_argument(
+        "--split",
+        nargs="+",
+        default=["test"],
+        choices=["train", "validation", "test"],
+        help="one or more splits (the model loads once)",
+    )
+    p.add_argument(
+        "--output-file", help="records file (JSON Lines) for one split; metrics beside it"
+    )
+    p.add_argument("--output-dir", help="write <output-dir>/<split>.json for each split")
     # must match the checkpoint when given (ours record them; official ones are read from keys)
     p.add_argument("--no-adapter", action="store_true", default=None)
     p.add_argument("--adapter-rank", type=int, default=None)
@@ -50,12 +59,13 @@ def main() -> None:
     a = parse_args()
     from steering.inference import InferenceSettings, run_inference
 
-    result = run_inference(
+    results = run_inference(
         InferenceSettings(
             model_name=a.model_name,
             dataset_name=a.dataset_name,
             ckpt_path=a.ckpt_path,
-            split=a.split,
+            splits=a.split,
+            output_dir=a.output_dir,
             output_file=a.output_file,
             no_adapter=a.no_adapter,
             adapter_rank=a.adapter_rank,
@@ -71,10 +81,8 @@ def main() -> None:
             progress=not a.no_progress,
         )
     )
-    print(
-        f"accuracy {result['accuracy']:.4f} (n={result['n']}, {result['tokens_per_s']} tokens/s) "
-        f"-> {result['records']}"
-    )
+    for r in results:
+        print(f"{r['split']}: accuracy {r['accuracy']:.4f} (n={r['n']}, {r['tokens_per_s']} tok/s)")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--test-only", action="store_true", help="with --do-eval: skip validation")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--output-dir", help="where the checkpoint (and evaluation outputs) go")
+    p.add_argument(
+        "--train-log", help="JSON Lines of the training logs (default: in the checkpoint)"
+    )
     p.add_argument("--data-dir", help="local data: prepared splits or source-split files")
     p.add_argument("--max-train-samples", type=int)
     p.add_argument("--max-eval-samples", type=int)
@@ -89,6 +92,7 @@ def main() -> None:
         do_eval=a.do_eval,
         test_only=a.test_only,
         output_dir=a.output_dir,
+        train_log=a.train_log,
         data_dir=a.data_dir,
         max_train_samples=a.max_train_samples,
         max_eval_samples=a.max_eval_samples,

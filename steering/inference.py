@@ -27,8 +27,9 @@ class InferenceSettings:
     model_name: str
     dataset_name: str
     ckpt_path: str | None = None  # None: the base model without steering
-    split: str = "test"
-    output_file: str | None = None
+    splits: tuple[str, ...] = ("test",)
+    output_file: str | None = None  # one split only
+    output_dir: str | None = None  # <output_dir>/<split>.json for each split
     # must-match flags: None = not given
     no_adapter: bool | None = None
     adapter_rank: int | None = None
@@ -45,8 +46,17 @@ class InferenceSettings:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.split not in ("train", "validation", "test"):
-            raise ValueError(f"--split {self.split!r} is invalid; choose train, validation or test")
+        self.splits = tuple(self.splits)
+        bad = [s for s in self.splits if s not in ("train", "validation", "test")]
+        if bad or not self.splits or len(set(self.splits)) != len(self.splits):
+            raise ValueError(
+                f"--split {list(self.splits)} is invalid: give distinct names among "
+                "train, validation, test"
+            )
+        if self.output_file and (self.output_dir or len(self.splits) > 1):
+            raise ValueError(
+                "--output-file takes one split and no --output-dir; use --output-dir for several"
+            )
         if self.eval_batch_size < 1:
             raise ValueError(f"--eval-batch-size must be >= 1, got {self.eval_batch_size}")
 
@@ -94,39 +104,51 @@ def load_steered(s: InferenceSettings, base) -> SteeredModel | None:
     return model
 
 
-def default_output(s: InferenceSettings) -> Path:
+def output_path(s: InferenceSettings, split: str) -> Path:
+    """--output-file, else <output-dir or the checkpoint's directory>/<split>.json."""
     if s.output_file:
         return Path(s.output_file)
+    if s.output_dir:
+        return Path(s.output_dir) / f"{split}.json"
     if s.ckpt_path is None:
-        return Path("outputs") / f"{get_task(s.dataset_name).name}_base" / f"{s.split}.json"
+        return Path("outputs") / f"{get_task(s.dataset_name).name}_base" / f"{split}.json"
     path = Path(s.ckpt_path)
-    return (path if path.is_dir() else path.parent) / f"{s.split}.json"
+    return (path if path.is_dir() else path.parent) / f"{split}.json"
 
 
-def run_inference(s: InferenceSettings) -> dict[str, Any]:
+def run_inference(s: InferenceSettings) -> list[dict[str, Any]]:
+    """Evaluate every requested split with the model loaded once; one result per split."""
     task = get_task(s.dataset_name)
-    out = default_output(s)
-    if out.is_dir():
-        raise ValueError(f"--output-file {out} is a directory; give a file path")
-    data = task.load(data_dir=s.data_dir)[s.split]
-    if s.max_eval_samples:
-        data = data.select(range(min(s.max_eval_samples, len(data))))
+    for split in s.splits:
+        out = output_path(s, split)
+        if out.is_dir():
+            raise ValueError(f"output file {out} is a directory; give a file path")
+        if out.parent.exists() and not out.parent.is_dir():
+            raise ValueError(f"output directory {out.parent} exists and is a file")
+    splits = task.load(data_dir=s.data_dir)
     tokenizer = load_tokenizer(s.model_name)
     base = load_base_model(s.model_name, s.dtype, s.device)
     steered = load_steered(s, base)
     model = steered if steered is not None else base
-    records, metrics = evaluate(
-        model,
-        tokenizer,
-        task,
-        data,
-        chat=uses_chat_template(base.config.model_type),
-        batch_size=s.eval_batch_size,
-        progress=s.progress,
-        desc=f"{task.name} {s.split}",
-    )
     settings = asdict(s)
     settings["steering"] = steered.steering_config.to_dict() if steered is not None else None
     prov = provenance(settings, task, s.seed)
-    records_path, _ = write_results(out, s.split, records, metrics, prov)
-    return {"records": str(records_path), **metrics}
+    chat = uses_chat_template(base.config.model_type)
+    results = []
+    for split in s.splits:
+        data = splits[split]
+        if s.max_eval_samples:
+            data = data.select(range(min(s.max_eval_samples, len(data))))
+        records, metrics = evaluate(
+            model,
+            tokenizer,
+            task,
+            data,
+            chat=chat,
+            batch_size=s.eval_batch_size,
+            progress=s.progress,
+            desc=f"{task.name} {split}",
+        )
+        records_path, _ = write_results(output_path(s, split), split, records, metrics, prov)
+        results.append({"split": split, "records": str(records_path), **metrics})
+    return results

@@ -9,6 +9,7 @@ and, with ``do_eval``, evaluates validation and test in the same process.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import tempfile
@@ -21,7 +22,7 @@ from transformers import Trainer, TrainingArguments
 
 from steering.config import SteeringConfig
 from steering.data import Collator, tokenize_split, uses_chat_template
-from steering.io import write_json
+from steering.io import write_json, write_text
 from steering.loader import load_base_model, load_tokenizer, model_short_name, pick_device
 from steering.model import SteeredModel
 from steering.tasks import get_task
@@ -48,6 +49,9 @@ class TrainSettings:
     do_eval: bool = False
     test_only: bool = False
     output_dir: str | None = None
+    train_log: str | None = (
+        None  # JSON Lines of the Trainer's logs; default <checkpoint>/train_log.jsonl
+    )
     data_dir: str | None = None
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
@@ -154,7 +158,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
     """Run one training job; returns a summary with the paths it wrote."""
     task = get_task(s.dataset_name)
     ckpt_dir, eval_dir = s.checkpoint_dir(), s.eval_dir()
-    for d in {ckpt_dir, eval_dir}:
+    for d in {ckpt_dir, eval_dir, *([Path(s.train_log).parent] if s.train_log else [])}:
         if d.exists() and not d.is_dir():
             raise ValueError(
                 f"output directory {d} exists and is a file; pass another --output-dir"
@@ -199,6 +203,8 @@ def train(s: TrainSettings) -> dict[str, Any]:
         "checkpoint": str(ckpt_dir),
     }
     write_json(ckpt_dir / "training.json", summary)
+    log_path = Path(s.train_log) if s.train_log else ckpt_dir / "train_log.jsonl"
+    write_text(log_path, "".join(json.dumps(h) + "\n" for h in trainer.state.log_history))
     if s.do_eval:
         from steering.evaluation import evaluate, provenance, write_results
 

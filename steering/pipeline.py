@@ -1,0 +1,170 @@
+"""The pipeline's grid and job arguments, from a validated config (no torch: the DAG of
+hundreds of jobs builds in seconds).
+
+A config names models, datasets, variants and seeds (``config/schema.yaml``). Every
+(model, dataset, variant, seed) is a run; a ``base`` variant (method ``base``) evaluates the
+untrained model once, under the first seed. Each run lives in
+``results/runs/{model}/{dataset}/{variant}/seed{seed}/``. The functions here turn a run into
+the exact, quoted command-line arguments of ``scripts/train.py`` / ``scripts/inference.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+RESULTS = "results"
+SITES_FLAGS = {
+    "block": [],
+    "submodules": ["--submodules"],
+    "submodules_official": ["--submodules", "--official-sites"],
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    model: str
+    dataset: str
+    variant: str
+    seed: int
+
+    @property
+    def dir(self) -> str:
+        return run_dir(self.model, self.dataset, self.variant, self.seed)
+
+
+def run_dir(model: str, dataset: str, variant: str, seed: int | str) -> str:
+    return f"{RESULTS}/runs/{model}/{dataset}/{variant}/seed{seed}"
+
+
+def data_dir(dataset: str) -> str:
+    return f"{RESULTS}/data/{dataset}"
+
+
+def tiny_model_dir(model: str) -> str:
+    return f"{RESULTS}/models/{model}"
+
+
+def is_trained(config: dict, variant: str) -> bool:
+    return config["variants"][variant].get("method", "steering") != "base"
+
+
+def runs(config: dict) -> list[Run]:
+    """Every run of the grid, in a stable order."""
+    out = []
+    for model in config["models"]:
+        for dataset in config["datasets"]:
+            for variant in config["variants"]:
+                seeds = config["seeds"] if is_trained(config, variant) else config["seeds"][:1]
+                out.extend(Run(model, dataset, variant, int(seed)) for seed in seeds)
+    return out
+
+
+def wildcard_pattern(keys) -> str:
+    """A regex accepting exactly these config keys (for wildcard constraints)."""
+    return "|".join(re.escape(str(k)) for k in keys)
+
+
+def model_name(config: dict, model: str) -> str:
+    """What ``--model-name`` gets: the built tiny model's directory, or the configured name."""
+    entry = config["models"][model]
+    return tiny_model_dir(model) if "tiny" in entry else entry["name"]
+
+
+def _settings(config: dict, dataset: str, variant: str) -> dict[str, Any]:
+    """Training settings: config ``training``, then the dataset's, then the variant's."""
+    merged = dict(config.get("training", {}))
+    for source in (config["datasets"][dataset], config["variants"][variant]):
+        merged.update({k: v for k, v in source.items() if k in TRAINING_KEYS and v is not None})
+    return merged
+
+
+TRAINING_KEYS = (
+    "lr",
+    "warmup_ratio",
+    "weight_decay",
+    "epochs",
+    "bs",
+    "dtype",
+    "eval_batch_size",
+    "max_train_samples",
+    "max_eval_samples",
+    "device",
+)
+
+
+def _common(config: dict, model: str, dataset: str, settings: dict) -> list[str]:
+    args = [
+        "--model-name",
+        model_name(config, model),
+        "--dataset-name",
+        dataset,
+        "--data-dir",
+        data_dir(dataset),
+        "--no-progress",
+    ]
+    dtype = config["models"][model].get("dtype") or settings.get("dtype")
+    if dtype:
+        args += ["--dtype", dtype]
+    return args + _flags(settings, ("device",))
+
+
+def _flags(settings: dict, keys) -> list[str]:
+    out = []
+    for key in keys:
+        if settings.get(key) is not None:
+            out += [f"--{key.replace('_', '-')}", str(settings[key])]
+    return out
+
+
+def train_args(config: dict, model: str, dataset: str, variant: str, seed: int | str) -> str:
+    """The quoted arguments of scripts/train.py for one run."""
+    v = config["variants"][variant]
+    s = _settings(config, dataset, variant)
+    run = run_dir(model, dataset, variant, seed)
+    args = _common(config, model, dataset, s)
+    args += [
+        "--seed",
+        str(seed),
+        "--output-dir",
+        f"{run}/checkpoint",
+        "--train-log",
+        f"{run}/train_log.jsonl",
+    ]
+    args += _flags(s, ("lr", "warmup_ratio", "weight_decay", "epochs", "bs", "max_train_samples"))
+    if v.get("kind", "adapter") == "vector":
+        args.append("--no-adapter")
+    else:
+        args += ["--adapter-rank", str(v.get("rank", 8))]
+        activation = v.get("activation", "silu")
+        args += ["--linear"] if activation is None else ["--nonlinearity", activation]
+    args += SITES_FLAGS[v.get("sites", "block")]
+    if v.get("positions", "all") == "last":
+        args.append("--intervene-last")
+    return shlex.join(args)
+
+
+def eval_args(config: dict, model: str, dataset: str, variant: str, seed: int | str) -> str:
+    """The quoted arguments of scripts/inference.py for one run (all configured splits)."""
+    s = _settings(config, dataset, variant)
+    run = run_dir(model, dataset, variant, seed)
+    args = _common(config, model, dataset, s)
+    if is_trained(config, variant):
+        args += ["--ckpt-path", f"{run}/checkpoint"]
+    args += _flags(s, ("eval_batch_size", "max_eval_samples"))
+    args += ["--split", *config["splits"], "--output-dir", run, "--seed", str(seed)]
+    return shlex.join(args)
+
+
+def references(config: dict) -> str:
+    """JSON of the paper names the config maps its models and variants to (for the tables)."""
+    return json.dumps(
+        {
+            "models": {k: v["paper"] for k, v in config["models"].items() if v.get("paper")},
+            "variants": {k: v["paper"] for k, v in config["variants"].items() if v.get("paper")},
+        },
+        sort_keys=True,
+    )
