@@ -26,10 +26,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip check
 	touch $(STAMP)
 
+# GPU jobs declare gpu=1: allow as many at once as there are GPUs, or cores on a CPU-only box.
+GPUS   ?= $(shell n=$$(nvidia-smi -L 2>/dev/null | wc -l); [ "$$n" -gt 0 ] && echo $$n || echo $(CORES))
+
 # Rules call `python scripts/...`: put the venv first on PATH so that is the venv's Python.
 run: venv
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --printshellcmds
-	@tail -n 1 results/logs/demo.log
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --resources gpu=$(GPUS)
+	@cat results/tables/summary_test.md
 
 test: venv lint
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest

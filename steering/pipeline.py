@@ -168,3 +168,56 @@ def references(config: dict) -> str:
         },
         sort_keys=True,
     )
+
+
+def data_args(config: dict, dataset: str) -> str:
+    """The quoted arguments of scripts/prepare_data.py for one dataset."""
+    d = config["datasets"][dataset]
+    args = ["--dataset-name", dataset, "--out", data_dir(dataset)]
+    source = d.get("source", "hub")
+    if source == "synthetic":
+        args += [
+            "--synthetic",
+            "--seed",
+            str(d.get("synthetic_seed", 0)),
+            "--scale",
+            str(d.get("synthetic_scale", 1.0)),
+        ]
+    elif source == "local":
+        args += ["--data-dir", d["data_dir"]]
+    return shlex.join(args)
+
+
+def tiny_model_args(config: dict, model: str) -> str:
+    """The quoted arguments of scripts/make_tiny_model.py for a ``tiny:`` model entry."""
+    t = config["models"][model]["tiny"]
+    args = ["--arch", t.get("arch", "llama"), "--out", tiny_model_dir(model)]
+    for key in ("hidden_size", "layers", "vocab_size", "init_std", "seed"):
+        if t.get(key) is not None:
+            args += [f"--{key.replace('_', '-')}", str(t[key])]
+    return shlex.join(args)
+
+
+def model_inputs(config: dict, model: str) -> list[str]:
+    """Files a job on ``model`` waits for: the built tiny model, if the pipeline builds it."""
+    return [f"{tiny_model_dir(model)}/config.json"] if "tiny" in config["models"][model] else []
+
+
+def checkpoint_files(run: str) -> list[str]:
+    return [
+        f"{run}/checkpoint/{name}"
+        for name in ("steering_config.json", "adapter.safetensors", "training.json")
+    ]
+
+
+def evaluate_inputs(config: dict, model: str, dataset: str, variant: str, seed) -> list[str]:
+    """What an evaluation job waits for: the data, the built model, and the checkpoint."""
+    inputs = [f"{data_dir(dataset)}/manifest.json", *model_inputs(config, model)]
+    if is_trained(config, variant):
+        inputs += checkpoint_files(run_dir(model, dataset, variant, seed))
+    return inputs
+
+
+def metrics_files(config: dict) -> list[str]:
+    """Every ``<split>.metrics.json`` the grid produces (the aggregation's inputs)."""
+    return [f"{r.dir}/{split}.metrics.json" for r in runs(config) for split in config["splits"]]

@@ -1,64 +1,189 @@
-"""`make run`'s job for real: Snakemake on the embedded config, in a scratch copy of the repo."""
+"""The real Snakemake pipeline: an end-to-end run of config/test.yaml, lint, dry runs of the
+shipped configs, schema errors, and incremental scheduling. Runs in a scratch copy of the repo."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW = ("Snakefile", "rules", "config", "scripts", "report", "profiles", "envs")
 
 
-def _workdir(tmp_path: Path, config: str) -> Path:
-    for name in ("Snakefile", "rules", "config", "scripts"):
+def workdir(tmp: Path) -> Path:
+    for name in WORKFLOW:
         src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
-    (tmp_path / "test.yaml").write_text(config)
-    return tmp_path
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp / name)
+    return tmp
 
 
-def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+def snakemake(work: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HF_HUB_OFFLINE": "1",
+    }
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "test.yaml", *args],
-        cwd=workdir,
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=work,
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
 
 
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a (dry) run."""
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", output, re.MULTILINE)}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """config/test.yaml run to completion once, shared by the tests below."""
+    work = workdir(tmp_path_factory.mktemp("pipeline"))
+    proc = snakemake(
+        work, "--configfile", "config/test.yaml", "--cores", "2", "--resources", "gpu=2"
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return work
+
+
 @pytest.mark.slow
-def test_snakemake_runs_the_demo_end_to_end(tmp_path):
-    work = _workdir(tmp_path, "demo:\n  steps: 120\n  seed: 1\n")
-    proc = _snakemake(work)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads((work / "results/demo/summary.json").read_text())
-    assert summary["steps"] == 120 and summary["provenance"]["seed"] == 1
-    assert summary["trainable_parameters"] == 2 * 8 * 64 * 4  # 2 r H L
-    assert summary["train_loss_last"] < summary["train_loss_first"] / 2
-    assert summary["accuracy_steered"] > summary["accuracy_base"]
-    assert summary["reload_reproduces_outputs"] is True
-    ckpt = work / "results/demo/checkpoint"
-    assert {"steering_config.json", "adapter.safetensors"} <= {p.name for p in ckpt.iterdir()}
-    assert (work / "results/benchmarks/demo.tsv").read_text().startswith("s\t")
-    assert "accuracy base" in (work / "results/logs/demo.log").read_text()
-    again = _snakemake(work)  # complete outputs are never recomputed
+def test_end_to_end_tables_match_the_run_metrics(finished):
+    work = finished
+    long = pd.read_csv(work / "results/tables/long.csv")
+    assert len(long) == 2 * 2 * 2  # datasets x (base, silu) x splits, one seed
+    assert set(long.columns) >= {
+        "model",
+        "dataset",
+        "variant",
+        "seed",
+        "split",
+        "accuracy",
+        "n",
+        "trainable_parameters",
+        "trainable_share",
+        "train_time_s",
+        "eval_tokens_per_s",
+        "protocol_version",
+        "git_commit",
+    }
+    for row in long.itertuples():
+        run = work / f"results/runs/{row.model}/{row.dataset}/{row.variant}/seed{row.seed}"
+        metrics = json.loads((run / f"{row.split}.metrics.json").read_text())
+        assert row.accuracy == metrics["accuracy"] and row.n == metrics["n"]
+        assert 0 < row.n <= 16  # max_eval_samples
+        assert row.protocol_version == metrics["provenance"]["protocol_version"] == 1
+        if row.variant == "silu":
+            training = json.loads((run / "checkpoint/training.json").read_text())
+            assert row.trainable_parameters == training["trainable_parameters"] == 2 * 8 * 32 * 2
+            assert (run / "train_log.jsonl").read_text().count("\n") >= 1
+        records = (run / f"{row.split}.json").read_text().splitlines()
+        assert len(records) == row.n and set(json.loads(records[0])) == {
+            "prompt",
+            "output",
+            "label",
+            "eval",
+        }
+    summary = pd.read_csv(work / "results/tables/summary_test.csv").set_index("variant")
+    test = long[long.split == "test"].set_index(["variant", "dataset"])
+    for variant in ("base", "silu"):
+        for dataset in ("BoolQ", "ListOps"):
+            assert summary.loc[variant, dataset] == pytest.approx(
+                100 * test.loc[(variant, dataset), "accuracy"]
+            )
+    assert summary.loc["silu", "BoolQ paper"] == 87.5  # the config maps silu to the paper's row
+    md = (work / "results/tables/summary_test.md").read_text()
+    assert md.startswith("| model | variant | params % | BoolQ | BoolQ (paper) | ListOps |")
+    assert "\\begin{tabular}" in (work / "results/tables/summary_validation.tex").read_text()
+    for png in ("accuracy_by_variant.png", "accuracy_vs_share.png"):
+        assert (work / "results/plots" / png).read_bytes()[:4] == b"\x89PNG"
+    for rule in ("prepare_data", "make_tiny_model", "train", "evaluate"):
+        assert any((work / "results/logs" / rule).rglob("*.log")), rule
+        assert any((work / "results/benchmarks" / rule).rglob("*.tsv")), rule
+
+
+@pytest.mark.slow
+def test_rerun_does_nothing_and_a_new_variant_schedules_only_its_jobs(finished):
+    work = finished
+    again = snakemake(work, "--configfile", "config/test.yaml", "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    config = yaml.safe_load((work / "config/test.yaml").read_text())
+    config["variants"]["linear"] = {"activation": None}
+    (work / "more.yaml").write_text(yaml.safe_dump(config))
+    dry = snakemake(work, "--configfile", "more.yaml", "-n")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert job_counts(dry.stdout) == {
+        "train": 2,
+        "evaluate": 2,
+        "aggregate": 1,
+        "all": 1,
+        "total": 6,
+    }
+
+
+@pytest.mark.slow
+def test_report_is_self_contained_html(finished):
+    proc = snakemake(
+        finished, "--configfile", "config/test.yaml", "--report", "results/report.html"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    html = (finished / "results/report.html").read_text()
+    assert "accuracy_by_variant.png" in html and "summary_test.md" in html
+
+
+def test_lint_is_clean(tmp_path):
+    proc = snakemake(workdir(tmp_path), "--lint")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize(
-    "config, key",
-    [("demo:\n  steps: 0\n", "steps"), ("demo:\n  stesp: 3\n", "stesp"), ("dmeo: {}\n", "dmeo")],
+    "configfile, expected",
+    [
+        (
+            "config/config.yaml",
+            {"make_tiny_model": 1, "prepare_data": 6, "train": 36, "evaluate": 42},
+        ),
+        (
+            "config/paper.yaml",
+            {"prepare_data": 6, "train": 4 * 6 * 4 * 3, "evaluate": 4 * 6 * (4 * 3 + 1)},
+        ),
+    ],
 )
-def test_bad_config_stops_before_any_job(tmp_path, config, key):
-    work = _workdir(tmp_path, config)
-    proc = _snakemake(work, "-n")
-    assert proc.returncode != 0
+def test_dry_run_of_shipped_configs(tmp_path, configfile, expected):
+    proc = snakemake(workdir(tmp_path), "--configfile", configfile, "-n")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    counts = job_counts(proc.stdout)
+    assert {k: counts.get(k) for k in expected} == expected
+    assert "torch" not in proc.stderr  # the DAG is built without importing torch
+
+
+@pytest.mark.parametrize(
+    "edit, named",
+    [
+        (lambda c: c["training"].update(lr=-1), "lr"),
+        (lambda c: c["variants"]["silu"].update(rnak=4), "rnak"),
+        (lambda c: c["datasets"].update(SQuAD={}), "SQuAD"),
+        (lambda c: c["models"].update({"org/model": {"name": "org/model"}}), "org/model"),
+        (lambda c: c.update(seeds=[]), "seeds"),
+        (lambda c: c["variants"]["silu"].update(activation="swish"), "swish"),
+    ],
+)
+def test_schema_violation_stops_before_any_job(tmp_path, edit, named):
+    work = workdir(tmp_path)
+    config = yaml.safe_load((work / "config/test.yaml").read_text())
+    edit(config)
+    (work / "bad.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(work, "--configfile", "bad.yaml", "-n")
     out = proc.stdout + proc.stderr
-    assert key in out and "ValidationError" in out
+    assert proc.returncode != 0 and "ValidationError" in out and named in out
     assert not (work / "results").exists()

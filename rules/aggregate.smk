@@ -1,0 +1,39 @@
+# Aggregation: every run's metrics -> the long table, summary tables per split (CSV, Markdown,
+# LaTeX, with the paper's numbers beside mapped rows) and plots, all in the report.
+
+
+rule aggregate:
+    input:
+        metrics=pipeline.metrics_files(config),
+    output:
+        long=report("results/tables/long.csv", caption="../report/long.rst", category="Tables"),
+        summaries=report(
+            expand(
+                "results/tables/summary_{split}.{ext}",
+                split=config["splits"],
+                ext=["csv", "md", "tex"],
+            ),
+            caption="../report/summary.rst",
+            category="Tables",
+        ),
+        by_variant=report(
+            "results/plots/accuracy_by_variant.png",
+            caption="../report/accuracy_by_variant.rst",
+            category="Plots",
+        ),
+        vs_share=report(
+            "results/plots/accuracy_vs_share.png",
+            caption="../report/accuracy_vs_share.rst",
+            category="Plots",
+        ),
+    params:
+        references=pipeline.references(config),
+    conda:
+        "../envs/steering.yaml"
+    log:
+        "results/logs/aggregate.log",
+    benchmark:
+        "results/benchmarks/aggregate.tsv"
+    shell:
+        "python scripts/aggregate.py --metrics {input.metrics:q} --references {params.references:q}"
+        " --out-dir results/tables --plots-dir results/plots > {log:q} 2>&1"

@@ -1,0 +1,30 @@
+# Evaluation: a checkpoint (or the untrained base model for `method: base` variants) x the
+# configured splits -> {split}.json records and {split}.metrics.json.
+
+
+rule evaluate:
+    input:
+        lambda w: pipeline.evaluate_inputs(config, w.model, w.dataset, w.variant, w.seed),
+    output:
+        records=expand(
+            "results/runs/{{model}}/{{dataset}}/{{variant}}/seed{{seed}}/{split}.json",
+            split=config["splits"],
+        ),
+        metrics=expand(
+            "results/runs/{{model}}/{{dataset}}/{{variant}}/seed{{seed}}/{split}.metrics.json",
+            split=config["splits"],
+        ),
+    params:
+        args=lambda w: pipeline.eval_args(config, w.model, w.dataset, w.variant, w.seed),
+    resources:
+        gpu=1,
+        mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb", 16000),
+        runtime=RESOURCES.get("evaluate", {}).get("runtime", 120),
+    conda:
+        "../envs/steering.yaml"
+    log:
+        "results/logs/evaluate/{model}/{dataset}/{variant}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{model}/{dataset}/{variant}/seed{seed}.tsv"
+    shell:
+        "python scripts/inference.py {params.args} > {log:q} 2>&1"

@@ -1,0 +1,155 @@
+"""steering.pipeline: the run grid and the exact job arguments built from a config."""
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import yaml
+
+from steering import pipeline
+from steering.tasks import TASKS
+
+CONFIG = {
+    "models": {
+        "m": {"tiny": {"arch": "llama", "hidden_size": 32}},
+        "hub": {"name": "org/Model-1B", "dtype": "bfloat16"},
+    },
+    "datasets": {
+        "BoolQ": {"source": "synthetic", "synthetic_scale": 0.1, "lr": 0.01},
+        "GSM8K": {"source": "local", "data_dir": "my/gsm8k"},
+        "ListOps": {},
+    },
+    "variants": {
+        "base": {"method": "base"},
+        "silu": {},
+        "lin": {"activation": None, "rank": 1},
+        "vec": {"kind": "vector", "lr": 0.003},
+        "sub": {"sites": "submodules_official"},
+    },
+    "seeds": [0, 1],
+    "splits": ["validation", "test"],
+    "training": {"lr": 0.0009, "bs": 8, "max_eval_samples": 10, "eval_batch_size": 4},
+}
+
+
+def test_runs_cover_the_grid_and_base_runs_once():
+    runs = pipeline.runs(CONFIG)
+    assert len(runs) == 2 * 3 * (4 * 2 + 1)
+    assert {r.seed for r in runs if r.variant == "base"} == {0}
+    assert runs[0].dir == "results/runs/m/BoolQ/base/seed0"
+    assert len(pipeline.metrics_files(CONFIG)) == 2 * len(runs)
+
+
+def test_train_arguments_follow_variant_dataset_and_training_settings():
+    args = shlex.split(pipeline.train_args(CONFIG, "m", "BoolQ", "vec", 1))
+    assert args[:8] == [
+        "--model-name",
+        "results/models/m",
+        "--dataset-name",
+        "BoolQ",
+        "--data-dir",
+        "results/data/BoolQ",
+        "--no-progress",
+        "--seed",
+    ]
+    flags = dict(zip(args[::1], args[1::1], strict=False))
+    assert flags["--lr"] == "0.003"  # variant beats dataset beats training
+    assert flags["--output-dir"] == "results/runs/m/BoolQ/vec/seed1/checkpoint"
+    assert flags["--train-log"] == "results/runs/m/BoolQ/vec/seed1/train_log.jsonl"
+    assert "--no-adapter" in args and "--adapter-rank" not in args
+    assert "--max-eval-samples" not in args  # evaluation settings never retrain a run
+    silu = shlex.split(pipeline.train_args(CONFIG, "hub", "GSM8K", "silu", 0))
+    assert silu[silu.index("--model-name") + 1] == "org/Model-1B"
+    assert silu[silu.index("--dtype") + 1] == "bfloat16"
+    assert silu[silu.index("--lr") + 1] == "0.0009"
+    assert silu[silu.index("--nonlinearity") + 1] == "silu" and "--adapter-rank" in silu
+    lin = shlex.split(pipeline.train_args(CONFIG, "m", "ListOps", "lin", 0))
+    assert "--linear" in lin and lin[lin.index("--adapter-rank") + 1] == "1"
+    sub = shlex.split(pipeline.train_args(CONFIG, "m", "ListOps", "sub", 0))
+    assert "--submodules" in sub and "--official-sites" in sub
+
+
+def test_train_arguments_parse_with_the_real_script(monkeypatch):
+    """Every flag the pipeline emits is one scripts/train.py accepts."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "train_script", Path(__file__).parent.parent / "scripts/train.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for variant in CONFIG["variants"]:
+        if variant == "base":
+            continue
+        monkeypatch.setattr(
+            sys,
+            "argv",
+            ["train.py", *shlex.split(pipeline.train_args(CONFIG, "hub", "BoolQ", variant, 0))],
+        )
+        module.parse_args()
+
+
+def test_eval_arguments():
+    args = shlex.split(pipeline.eval_args(CONFIG, "m", "BoolQ", "silu", 1))
+    assert args[args.index("--ckpt-path") + 1] == "results/runs/m/BoolQ/silu/seed1/checkpoint"
+    assert args[args.index("--split") + 1 : args.index("--split") + 3] == ["validation", "test"]
+    assert args[args.index("--output-dir") + 1] == "results/runs/m/BoolQ/silu/seed1"
+    assert args[args.index("--max-eval-samples") + 1] == "10"
+    base = shlex.split(pipeline.eval_args(CONFIG, "m", "BoolQ", "base", 0))
+    assert "--ckpt-path" not in base
+
+
+def test_data_and_model_arguments():
+    assert pipeline.data_args(CONFIG, "BoolQ") == (
+        "--dataset-name BoolQ --out results/data/BoolQ --synthetic --seed 0 --scale 0.1"
+    )
+    assert pipeline.data_args(CONFIG, "GSM8K").endswith("--data-dir my/gsm8k")
+    assert (
+        pipeline.data_args(CONFIG, "ListOps") == "--dataset-name ListOps --out results/data/ListOps"
+    )
+    assert (
+        pipeline.tiny_model_args(CONFIG, "m")
+        == "--arch llama --out results/models/m --hidden-size 32"
+    )
+    assert pipeline.model_inputs(CONFIG, "m") == ["results/models/m/config.json"]
+    assert pipeline.model_inputs(CONFIG, "hub") == []
+
+
+def test_arguments_are_quoted():
+    config = json.loads(json.dumps(CONFIG))
+    config["models"]["odd"] = {"name": "dir with space/it's"}
+    args = pipeline.train_args(config, "odd", "BoolQ", "silu", 0)
+    assert shlex.split(args)[1] == "dir with space/it's"
+
+
+def test_wildcard_pattern_matches_exactly_the_keys():
+    import re
+
+    pattern = re.compile(f"^(?:{pipeline.wildcard_pattern(['a.b', 'c-d'])})$")
+    assert pattern.match("a.b") and pattern.match("c-d") and not pattern.match("axb")
+
+
+def test_references_json():
+    refs = json.loads(
+        pipeline.references(
+            {
+                "models": {"a": {"paper": "Llama-3.2-1B"}, "b": {}},
+                "variants": {"s": {"paper": "ReFT"}, "t": {}},
+            }
+        )
+    )
+    assert refs == {"models": {"a": "Llama-3.2-1B"}, "variants": {"s": "ReFT"}}
+
+
+def test_schema_lists_exactly_the_registered_tasks():
+    schema = yaml.safe_load((Path(__file__).parent.parent / "config/schema.yaml").read_text())
+    assert schema["properties"]["datasets"]["propertyNames"]["enum"] == list(TASKS)
+
+
+def test_pipeline_module_imports_no_torch():
+    import subprocess
+
+    code = "import sys, steering.pipeline, steering.results; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,137 @@
+"""Aggregation on hand-made metrics files: long table, mean +/- std, references, formats, plots."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from steering import results
+
+ACC = {  # (model, dataset, variant, seed) -> test accuracy
+    ("llama", "BoolQ", "silu", 0): 0.80,
+    ("llama", "BoolQ", "silu", 1): 0.90,
+    ("llama", "GSM8K", "silu", 0): 0.30,
+    ("llama", "GSM8K", "silu", 1): 0.20,
+    ("llama", "BoolQ", "base", 0): 0.50,
+    ("llama", "GSM8K", "base", 0): 0.10,
+}
+
+
+def make_runs(root, acc=ACC, protocol=1):
+    paths = []
+    for (model, dataset, variant, seed), a in acc.items():
+        run = root / "runs" / model / dataset / variant / f"seed{seed}"
+        run.mkdir(parents=True, exist_ok=True)
+        for split, value in (("test", a), ("validation", a / 2)):
+            path = run / f"{split}.metrics.json"
+            path.write_text(
+                json.dumps(
+                    {
+                        "accuracy": value,
+                        "n": 100,
+                        "tokens_per_s": 50.0,
+                        "provenance": {"protocol_version": protocol, "git_commit": "abc"},
+                    }
+                )
+            )
+            paths.append(path)
+        if variant != "base":
+            (run / "checkpoint").mkdir(exist_ok=True)
+            (run / "checkpoint" / "training.json").write_text(
+                json.dumps(
+                    {
+                        "trainable_parameters": 524288,
+                        "trainable_share": 0.000424,
+                        "train_runtime_s": 12.5,
+                    }
+                )
+            )
+    return paths
+
+
+def test_long_table_rows_and_columns(tmp_path):
+    df = results.long_table(make_runs(tmp_path))
+    assert list(df.columns) == results.LONG_COLUMNS and len(df) == 12
+    row = df[
+        (df.variant == "silu") & (df.dataset == "BoolQ") & (df.seed == 1) & (df.split == "test")
+    ].iloc[0]
+    assert (row.accuracy, row.n, row.trainable_parameters, row.train_time_s) == (
+        0.9,
+        100,
+        524288,
+        12.5,
+    )
+    base = df[df.variant == "base"].iloc[0]
+    assert base.trainable_parameters == 0 and base.trainable_share == 0.0
+    assert set(df.protocol_version) == {1} and set(df.git_commit) == {"abc"}
+
+
+def test_summary_mean_std_average_and_references(tmp_path):
+    df = results.long_table(make_runs(tmp_path))
+    refs = {"models": {"llama": "Llama-3.2-1B"}, "variants": {"silu": "post-block r=8 SiLU"}}
+    s = results.summary_table(df, "test", refs).set_index("variant")
+    assert s.loc["silu", "BoolQ"] == pytest.approx(85.0)
+    assert s.loc["silu", "BoolQ std"] == pytest.approx(pd.Series([80.0, 90.0]).std())
+    assert s.loc["silu", "GSM8K"] == pytest.approx(25.0)
+    assert s.loc["silu", "Average"] == pytest.approx(55.0)  # per seed (55, 55) -> mean 55
+    assert s.loc["silu", "Average std"] == pytest.approx(0.0)
+    assert s.loc["silu", "BoolQ paper"] == 87.5 and s.loc["silu", "GSM8K paper"] == 31.0
+    assert pd.isna(s.loc["base", "BoolQ paper"]) and s.loc["base", "seeds"] == 1
+    assert pd.isna(s.loc["base", "BoolQ std"]) and s.loc["base", "Average"] == pytest.approx(30.0)
+    assert s.loc["silu", "Average paper"] == pytest.approx((87.5 + 31.0) / 2)
+
+
+def test_markdown_and_latex(tmp_path):
+    df = results.long_table(make_runs(tmp_path))
+    refs = {"models": {"llama": "Llama-3.2-1B"}, "variants": {"silu": "post-block r=8 SiLU"}}
+    summary = results.summary_table(df, "test", refs)
+    md = results.to_markdown(summary).splitlines()
+    assert md[0] == (
+        "| model | variant | params % | BoolQ | BoolQ (paper) | GSM8K | GSM8K (paper) "
+        "| Average | Average (paper) |"
+    )
+    assert md[2] == "| llama | base | 0 | 50.0 | - | 10.0 | - | 30.0 | - |"
+    assert (
+        md[3]
+        == "| llama | silu | 0.0424 | 85.0 ± 7.1 | 87.5 | 25.0 ± 7.1 | 31.0 | 55.0 ± 0.0 | 59.2 |"
+    )
+    tex = results.to_latex(summary)
+    assert "\\toprule" in tex and "85.0 $\\pm$ 7.1" in tex and "params \\%" in tex
+
+
+def test_missing_dataset_leaves_the_average_empty(tmp_path):
+    acc = dict(ACC)
+    del acc["llama", "GSM8K", "base", 0]
+    s = results.summary_table(results.long_table(make_runs(tmp_path, acc)), "test").set_index(
+        "variant"
+    )
+    assert math.isnan(s.loc["base", "GSM8K"]) and math.isnan(s.loc["base", "Average"])
+    assert "| llama | base | 0 | 50.0 | - | - |" in results.to_markdown(s.reset_index())
+
+
+def test_mixed_protocol_versions_are_refused(tmp_path):
+    paths = make_runs(tmp_path)
+    old = make_runs(tmp_path / "old", {("llama", "BoolQ", "vec", 0): 0.5}, protocol=0)
+    with pytest.raises(
+        ValueError, match=r"refusing to aggregate BoolQ: .*\[0, 1\].*llama/vec/seed0"
+    ):
+        results.long_table(paths + old)
+
+
+def test_bad_paths_and_files(tmp_path):
+    with pytest.raises(ValueError, match="not a run metrics file"):
+        results.parse_metrics_path(tmp_path / "x.json")
+    bad = tmp_path / "runs" / "m" / "BoolQ" / "v" / "seed0" / "test.metrics.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("{")
+    with pytest.raises(ValueError, match="cannot read metrics file"):
+        results.long_table([bad])
+
+
+def test_plots_are_png(tmp_path):
+    df = results.long_table(make_runs(tmp_path))
+    results.plot_accuracy_by_variant(df, tmp_path / "a.png")
+    results.plot_accuracy_vs_share(df, tmp_path / "b.png")
+    for name in ("a.png", "b.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
