@@ -150,6 +150,37 @@ _WORDS = (
     "river city school friend money price hour day week year red blue green big small"
 ).split()
 _PUNCT = list(".,:;?!()[]<>/-+*=%$#'\"\n") + ["...", "…", "####", "</answer>", "<answer>"]
+# The protocol's fixed strings, frequent in the corpus so the tiny tokenizer encodes answers in
+# few tokens (Winogrande allows only 5 new tokens for "Answer: Option1.").
+_PHRASES = [
+    "Answer: Option1.",
+    "Answer: Option2.",
+    "Answer: True.",
+    "Answer: False.",
+    "Option1:",
+    "Option2:",
+    "Passage:",
+    "Question:",
+    "Expression:",
+    "<answer>",
+    "</answer>",
+    "[MIN",
+    "[MAX",
+    "[MED",
+    "[SM",
+    "( (",
+    ") )",
+    "Answer: (A)",
+    "Answer: (B)",
+    "Answer: (C)",
+    "Answer: (D)",
+    "Answer: A.",
+    "Answer: B.",
+    "Answer: C.",
+    "Answer: D.",
+    "Answer: E.",
+    "\nAnswer:",
+]
 
 
 def _corpus(seed: int = 0, lines: int = 4000) -> list[str]:
@@ -166,6 +197,8 @@ def _corpus(seed: int = 0, lines: int = 4000) -> list[str]:
                 parts.append(str(rng.randint(0, 999)))
             else:
                 parts.append(rng.choice(_PUNCT))
+        if rng.random() < 0.5:
+            parts.insert(rng.randrange(len(parts) + 1), rng.choice(_PHRASES))
         out.append(" ".join(parts))
     return out
 
