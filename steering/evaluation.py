@@ -100,3 +100,37 @@ def write_results(
         records_path.with_suffix(".metrics.json"), {**metrics, "split": split, "provenance": prov}
     )
     return records_path, metrics_path
+
+
+def evaluate_splits(
+    model,
+    tokenizer,
+    task,
+    splits,
+    outputs: dict[str, str | Path],
+    prov: dict[str, Any],
+    chat: bool = False,
+    batch_size: int = 16,
+    max_samples: int | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Evaluate each split named in ``outputs`` (split -> records path) and write its files;
+    returns the metrics of each, with ``split`` and ``records`` added."""
+    results = []
+    for split, path in outputs.items():
+        data = splits[split]
+        if max_samples:
+            data = data.select(range(min(max_samples, len(data))))
+        records, metrics = evaluate(
+            model,
+            tokenizer,
+            task,
+            data,
+            chat=chat,
+            batch_size=batch_size,
+            progress=progress,
+            desc=f"{task.name} {split}",
+        )
+        records_path, _ = write_results(path, split, records, metrics, prov)
+        results.append({"split": split, "records": str(records_path), **metrics})
+    return results

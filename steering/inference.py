@@ -16,7 +16,7 @@ from typing import Any
 from steering.checkpoint import CONFIG_NAME
 from steering.config import SteeringConfig
 from steering.data import uses_chat_template
-from steering.evaluation import evaluate, provenance, write_results
+from steering.evaluation import evaluate_splits, provenance
 from steering.loader import load_base_model, load_tokenizer
 from steering.model import SteeredModel
 from steering.tasks import get_task
@@ -132,23 +132,15 @@ def run_inference(s: InferenceSettings) -> list[dict[str, Any]]:
     model = steered if steered is not None else base
     settings = asdict(s)
     settings["steering"] = steered.steering_config.to_dict() if steered is not None else None
-    prov = provenance(settings, task, s.seed)
-    chat = uses_chat_template(base.config.model_type)
-    results = []
-    for split in s.splits:
-        data = splits[split]
-        if s.max_eval_samples:
-            data = data.select(range(min(s.max_eval_samples, len(data))))
-        records, metrics = evaluate(
-            model,
-            tokenizer,
-            task,
-            data,
-            chat=chat,
-            batch_size=s.eval_batch_size,
-            progress=s.progress,
-            desc=f"{task.name} {split}",
-        )
-        records_path, _ = write_results(output_path(s, split), split, records, metrics, prov)
-        results.append({"split": split, "records": str(records_path), **metrics})
-    return results
+    return evaluate_splits(
+        model,
+        tokenizer,
+        task,
+        splits,
+        {split: output_path(s, split) for split in s.splits},
+        provenance(settings, task, s.seed),
+        chat=uses_chat_template(base.config.model_type),
+        batch_size=s.eval_batch_size,
+        max_samples=s.max_eval_samples,
+        progress=s.progress,
+    )

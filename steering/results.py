@@ -229,6 +229,7 @@ def plot_accuracy_vs_share(df: pd.DataFrame, path: str | Path, split: str = "tes
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401 - used through matplotlib.ticker below
 
     part = df[(df["split"] == split) & (df["trainable_share"] > 0)]
     fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -246,6 +247,9 @@ def plot_accuracy_vs_share(df: pd.DataFrame, path: str | Path, split: str = "tes
                 textcoords="offset points",
             )
     ax.set_xscale("log")
+    ax.margins(x=0.25)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("trainable parameters (% of the base model)")
     ax.set_ylabel(f"mean {split} accuracy (%)")
     ax.legend(fontsize=7)

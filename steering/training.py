@@ -206,27 +206,23 @@ def train(s: TrainSettings) -> dict[str, Any]:
     log_path = Path(s.train_log) if s.train_log else ckpt_dir / "train_log.jsonl"
     write_text(log_path, "".join(json.dumps(h) + "\n" for h in trainer.state.log_history))
     if s.do_eval:
-        from steering.evaluation import evaluate, provenance, write_results
+        from steering.evaluation import evaluate_splits, provenance
 
-        prov = provenance(s.to_dict(), task, s.seed)
-        for split in ["test"] if s.test_only else ["validation", "test"]:
-            data = splits[split]
-            if s.max_eval_samples:
-                data = data.select(range(min(s.max_eval_samples, len(data))))
-            records, metrics = evaluate(
-                model,
-                tokenizer,
-                task,
-                data,
-                chat=chat,
-                batch_size=s.eval_batch_size,
-                progress=s.progress,
-                desc=f"{task.name} {split}",
-            )
-            write_results(eval_dir / f"{split}.json", split, records, metrics, prov)
-            summary[f"{split}_accuracy"] = metrics["accuracy"]
+        names = ["test"] if s.test_only else ["validation", "test"]
+        for r in evaluate_splits(
+            model,
+            tokenizer,
+            task,
+            splits,
+            {n: eval_dir / f"{n}.json" for n in names},
+            provenance(s.to_dict(), task, s.seed),
+            chat=chat,
+            batch_size=s.eval_batch_size,
+            max_samples=s.max_eval_samples,
+            progress=s.progress,
+        ):
+            summary[f"{r['split']}_accuracy"] = r["accuracy"]
             print(
-                f"{task.name} {split}: accuracy {metrics['accuracy']:.4f} (n={metrics['n']})",
-                flush=True,
+                f"{task.name} {r['split']}: accuracy {r['accuracy']:.4f} (n={r['n']})", flush=True
             )
     return summary
