@@ -21,7 +21,6 @@ KINDS = ("adapter", "vector")
 ACTIVATIONS = ("silu", "relu", "gelu", "tanh", None)  # None = identity (the linear variant)
 SITES = ("block", "attn", "mlp", "official_attn")
 POSITIONS = ("all", "last")
-IMPLEMENTED_POSITIONS = ("all",)
 
 
 def _fail(field: str, value: Any, allowed: str) -> None:
@@ -71,12 +70,6 @@ class SteeringConfig:
         object.__setattr__(self, "layers", self._checked_layers(self.layers))
         if self.positions not in POSITIONS:
             _fail("positions", self.positions, f"choose one of {list(POSITIONS)}")
-        if self.positions not in IMPLEMENTED_POSITIONS:
-            _fail(
-                "positions",
-                self.positions,
-                "last-token steering is not implemented yet; use positions='all'",
-            )
 
     @staticmethod
     def _checked_sites(sites: Any) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn.modules.module import _IncompatibleKeys
 
-from steering import checkpoint
+from steering import checkpoint, last_token
 from steering.adapters import LowRankAdapter, SteeringVector
 from steering.architectures import decoder_layers, get_architecture, site_module, text_config
 from steering.config import SteeringConfig
@@ -66,6 +66,7 @@ class SteeredModel(nn.Module):
             dtype, device = _layer_dtype_device(layer)
             self.adapters[key] = self._new_module(dtype, device)
         self._enabled = True
+        self._steer_from = 0  # steer sequence positions >= this index (last-token passes)
         self._removed = False
         self._handles = [
             module.register_forward_hook(self._hook(self.adapters[key]))
@@ -84,10 +85,13 @@ class SteeredModel(nn.Module):
                 return None
             # transformers 5 returns a Tensor from decoder layers; 4.x (and attention modules)
             # return a tuple whose first element is the hidden state.
-            if isinstance(output, tuple):
-                h = output[0]  # (B, S, H)
-                return (h + adapter(h), *output[1:])
-            return output + adapter(output)
+            h = output[0] if isinstance(output, tuple) else output  # (B, S, H)
+            k = self._steer_from
+            if k == 0:
+                h = h + adapter(h)
+            else:  # only the steered copy of a last-token pass: positions k..S-1
+                h = torch.cat([h[:, :k], h[:, k:] + adapter(h[:, k:])], dim=1)
+            return (h, *output[1:]) if isinstance(output, tuple) else h
 
         return hook
 
@@ -106,14 +110,49 @@ class SteeredModel(nn.Module):
             raise RuntimeError("this SteeredModel's hooks were removed; wrap the base model again")
 
     def forward(self, *args: Any, **kwargs: Any):
-        """The base model's forward with steering active (same arguments, same HF outputs)."""
+        """The base model's forward with steering active (same arguments, same HF outputs).
+
+        With ``positions="last"`` the logits of each position are those of its prefix steered
+        at its final token only (``steering/last_token.py``), computed in one pass."""
         self._check_attached()
+        if self.steering_config.positions == "last" and self._enabled:
+            if args:
+                raise TypeError("pass input_ids and the rest as keyword arguments")
+            return last_token.packed_forward(self, **kwargs)
         return self.base_model(*args, **kwargs)
 
     def generate(self, *args: Any, **kwargs: Any):
-        """The base model's ``generate`` with steering active on prompt and generated tokens."""
+        """The base model's ``generate`` with steering active on prompt and generated tokens.
+
+        With ``positions="last"``: greedy decoding that steers only the final token at every
+        step, with a cache of unsteered states (``input_ids``, ``attention_mask``,
+        ``max_new_tokens``, ``eos_token_id``, ``pad_token_id`` or a ``generation_config``)."""
         self._check_attached()
+        if self.steering_config.positions == "last" and self._enabled:
+            return self._generate_last(*args, **kwargs)
         return self.base_model.generate(*args, **kwargs)
+
+    def _generate_last(self, input_ids=None, attention_mask=None, generation_config=None, **kwargs):
+        config = generation_config or self.base_model.generation_config
+        if getattr(config, "do_sample", False) and generation_config is not None:
+            raise ValueError("last-token steering decodes greedily; do_sample is not supported")
+        return last_token.generate(
+            self,
+            input_ids,
+            attention_mask,
+            max_new_tokens=kwargs.get("max_new_tokens", config.max_new_tokens or 20),
+            eos_token_id=kwargs.get("eos_token_id", config.eos_token_id),
+            pad_token_id=kwargs.get("pad_token_id", config.pad_token_id),
+        )
+
+    @contextlib.contextmanager
+    def steering_from(self, index: int) -> Iterator[SteeredModel]:
+        """Within the block, hooks steer only sequence positions >= ``index``."""
+        previous, self._steer_from = self._steer_from, index
+        try:
+            yield self
+        finally:
+            self._steer_from = previous
 
     @contextlib.contextmanager
     def disabled(self) -> Iterator[SteeredModel]:

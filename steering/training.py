@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainingArguments, set_seed
 
 from steering.config import SteeringConfig
 from steering.data import Collator, tokenize_split, uses_chat_template
@@ -170,6 +170,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
     tokenizer = load_tokenizer(s.model_name)
     base = load_base_model(s.model_name, s.dtype, s.device)
     chat = uses_chat_template(base.config.model_type)
+    set_seed(s.seed)  # the adapters' random init too, not only the Trainer, follows the seed
     model = SteeredModel(base, s.steering)
     print(model.trainable_summary(), flush=True)
 

@@ -34,7 +34,6 @@ def test_default_is_the_papers_setting():
         ({"layers": (0, -1)}, "layers", ">= 0"),
         ({"layers": (1, 1)}, "layers", "repeat"),
         ({"positions": "prompt"}, "positions", "'all', 'last'"),
-        ({"positions": "last"}, "positions", "not implemented"),
     ],
 )
 def test_invalid_values_name_field_value_and_allowed(kwargs, field, hint):
@@ -44,6 +43,12 @@ def test_invalid_values_name_field_value_and_allowed(kwargs, field, hint):
     assert f"SteeringConfig.{field}=" in msg
     assert repr(next(iter(kwargs.values())))[:20] in msg
     assert hint in msg
+
+
+def test_last_token_positions_are_accepted_and_named():
+    c = SteeringConfig(positions="last")
+    assert c.positions == "last" and c.variant_name() == "adapter_last_nonlinear_silu"
+    assert SteeringConfig(positions="last", kind="vector").variant_name() == "fixedvec_last"
 
 
 def test_sites_and_layers_are_canonicalised():

@@ -4,6 +4,7 @@ The real scripts run in-process (runpy) to keep these fast; the subprocess path 
 tests/test_scripts.py.
 """
 
+import json
 import runpy
 import sys
 from pathlib import Path
@@ -59,7 +60,6 @@ def files_under(path: Path) -> list[str]:
         ("train.py", ["--test-only"], "--test-only only makes sense with --do-eval"),
         ("train.py", ["--lr", "0"], "lr=0.0 must be > 0"),
         ("train.py", ["--official-sites"], "--official-sites only applies with --submodules"),
-        ("train.py", ["--intervene-last"], "last-token steering is not implemented yet"),
         (
             "train.py",
             ["--output-dir", "{ws}/afile"],
@@ -116,3 +116,50 @@ def test_debug_shows_the_traceback(ws, monkeypatch, capsys):
     )
     with pytest.raises(ValueError, match="unknown dataset"):
         runpy.run_path(str(ROOT / "scripts" / "train.py"), run_name="__main__")
+
+
+def test_intervene_last_trains_and_evaluates(ws, monkeypatch, capsys):
+    args = [
+        "--model-name",
+        ws / "tiny",
+        "--dataset-name",
+        "BoolQ",
+        "--data-dir",
+        ws / "data",
+        "--intervene-last",
+        "--max-train-samples",
+        "16",
+        "--do-eval",
+        "--test-only",
+        "--max-eval-samples",
+        "4",
+        "--output-dir",
+        ws / "last",
+    ]
+    code, err = run_script("train.py", args, monkeypatch, capsys, ws)
+    assert code == 0, err
+    config = json.loads((ws / "last" / "steering_config.json").read_text())
+    assert config["steering"]["positions"] == "last"
+    trained_eval = (ws / "last" / "test.json").read_text()
+    assert 1 <= len(trained_eval.splitlines()) <= 4  # --max-eval-samples 4 of a tiny split
+    code, err = run_script(
+        "inference.py",
+        [
+            "--model-name",
+            ws / "tiny",
+            "--dataset-name",
+            "BoolQ",
+            "--data-dir",
+            ws / "data",
+            "--ckpt-path",
+            ws / "last",
+            "--intervene-last",
+            "--max-eval-samples",
+            "4",
+        ],
+        monkeypatch,
+        capsys,
+        ws,
+    )
+    assert code == 0, err
+    assert (ws / "last" / "test.json").read_text() == trained_eval  # the same greedy outputs
