@@ -44,14 +44,14 @@ def naive_step(model, ids, mask, labels):
             ).logits[:, t]
         loss = F.cross_entropy(logits, target, ignore_index=-100, reduction="sum") / count
         loss.backward()
-        total += float(loss)
+        total += float(loss.detach())
     return total
 
 
 def packed_step(model, ids, mask, labels):
     loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
     loss.backward()
-    return float(loss)
+    return float(loss.detach())
 
 
 def timed(fn, *args):
