@@ -68,6 +68,9 @@ def test_train_arguments_follow_variant_dataset_and_training_settings():
     assert "--linear" in lin and lin[lin.index("--adapter-rank") + 1] == "1"
     sub = shlex.split(pipeline.train_args(CONFIG, "m", "ListOps", "sub", 0))
     assert "--submodules" in sub and "--official-sites" in sub
+    config = json.loads(json.dumps(CONFIG))
+    config["variants"]["last"] = {"positions": "last"}
+    assert "--intervene-last" in shlex.split(pipeline.train_args(config, "m", "BoolQ", "last", 0))
 
 
 def test_train_arguments_parse_with_the_real_script(monkeypatch):
