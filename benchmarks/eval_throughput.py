@@ -11,20 +11,17 @@ benchmarks/results/eval_throughput.json.
 import argparse
 import json
 import os
-import platform
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-import transformers  # noqa: E402
 
 from steering import SteeredModel, SteeringConfig  # noqa: E402
 from steering.data import encode_prompt  # noqa: E402
 from steering.generation import greedy_generate  # noqa: E402
-from steering.provenance import git_commit, package_version  # noqa: E402
+from steering.provenance import environment  # noqa: E402
 from steering.tasks import get_task  # noqa: E402
 from steering.tiny import build_tokenizer, tiny_model  # noqa: E402
 
@@ -96,19 +93,7 @@ def main() -> None:
         "setting": {k: v for k, v in vars(a).items() if k != "out"},
         "rows": rows_out,
         "overall_speedup": round(total["one_at_a_time_s"] / total["batched_s"], 2),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-        },
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "steering": package_version(),
-            "git_commit": git_commit(),
-        },
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        **environment(),
     }
     print(
         f"{'dataset':<14}{'prompt tok':>11}{'new tok':>8}{'batched t/s':>13}{'single t/s':>12}"

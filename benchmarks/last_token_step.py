@@ -11,7 +11,6 @@ S = 256, and at most 3x an all-token step.
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -20,11 +19,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-import transformers  # noqa: E402
 
 from steering import SteeredModel, SteeringConfig  # noqa: E402
 from steering.last_token import positions  # noqa: E402
-from steering.provenance import git_commit, package_version  # noqa: E402
+from steering.provenance import environment  # noqa: E402
 from steering.tiny import tiny_model  # noqa: E402
 
 
@@ -118,19 +116,7 @@ def main() -> None:
         "command": " ".join(["python", *sys.argv]),
         "setting": {k: v for k, v in vars(a).items() if k != "out"},
         "rows": rows,
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu",
-        },
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "steering": package_version(),
-            "git_commit": git_commit(),
-        },
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        **environment(),
     }
     print(
         f"{'S':>5}{'packed s':>10}{'naive s':>10}{'all-token s':>13}{'vs naive':>10}{'vs all':>8}"

@@ -40,3 +40,30 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{sha}-dirty" if dirty else sha
+
+
+def environment() -> dict:
+    """The machine and software a measurement ran on (for benchmark results)."""
+    import os
+    import platform
+    import time
+
+    import torch
+    import transformers
+
+    cuda = torch.cuda.is_available()
+    return {
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "device": torch.cuda.get_device_name() if cuda else "cpu",
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "steering": package_version(),
+            "git_commit": git_commit(),
+        },
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
