@@ -134,8 +134,9 @@ class SteeredModel(nn.Module):
 
     def _generate_last(self, input_ids=None, attention_mask=None, generation_config=None, **kwargs):
         config = generation_config or self.base_model.generation_config
-        if getattr(config, "do_sample", False) and generation_config is not None:
-            raise ValueError("last-token steering decodes greedily; do_sample is not supported")
+        sampling = kwargs.get("do_sample", generation_config is not None and config.do_sample)
+        if sampling or kwargs.get("num_beams", 1) != 1:
+            raise ValueError("last-token steering decodes greedily: no sampling, one beam")
         return last_token.generate(
             self,
             input_ids,

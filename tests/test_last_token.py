@@ -135,6 +135,13 @@ def test_the_evaluator_path_matches_naive_generation(tokenizer):
         assert tokens == naive_generate(model, ids, torch.ones_like(ids), 12)[0].tolist()
 
 
+def test_generation_is_greedy_only():
+    model = SteeredModel(tiny_model("llama"), SteeringConfig(positions="last"))
+    ids, mask, _ = batch("left")
+    with pytest.raises(ValueError, match="decodes greedily"):
+        model.generate(input_ids=ids, attention_mask=mask, do_sample=True)
+
+
 def test_generation_stops_at_eos_and_pads():
     model = SteeredModel(tiny_model("llama"), SteeringConfig(positions="last"))
 
