@@ -128,6 +128,20 @@ def test_rerun_does_nothing_and_a_new_variant_schedules_only_its_jobs(finished):
         "all": 1,
         "total": 6,
     }
+    # editing one dataset's training settings reruns that dataset's trained runs only
+    config = yaml.safe_load((work / "config/test.yaml").read_text())
+    config["datasets"]["ListOps"]["lr"] = 0.001
+    (work / "edited.yaml").write_text(yaml.safe_dump(config))
+    dry = snakemake(work, "--configfile", "edited.yaml", "-n")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert job_counts(dry.stdout) == {
+        "train": 1,
+        "evaluate": 1,
+        "aggregate": 1,
+        "all": 1,
+        "total": 4,
+    }
+    assert "dataset=ListOps, variant=silu" in dry.stdout and "dataset=BoolQ" not in dry.stdout
 
 
 @pytest.mark.slow
