@@ -1,4 +1,5 @@
-# Training: one (model, dataset, variant, seed) -> the adapter checkpoint and its training log.
+# Training: one (model, dataset, variant, seed) -> its checkpoint directory (steering adapter,
+# or a LoRA / full fine-tuning baseline) and training log.
 
 
 rule train:
@@ -6,12 +7,7 @@ rule train:
         data="results/data/{dataset}/manifest.json",
         model=lambda w: pipeline.model_inputs(config, w.model),
     output:
-        checkpoint=multiext(
-            "results/runs/{model}/{dataset}/{variant}/seed{seed}/checkpoint/",
-            "steering_config.json",
-            "adapter.safetensors",
-            "training.json",
-        ),
+        checkpoint=directory("results/runs/{model}/{dataset}/{variant}/seed{seed}/checkpoint"),
         train_log="results/runs/{model}/{dataset}/{variant}/seed{seed}/train_log.jsonl",
     wildcard_constraints:
         variant=pipeline.wildcard_pattern(TRAINED_VARIANTS),

@@ -40,6 +40,13 @@ def parse_args() -> argparse.Namespace:
         "--official-sites", action="store_true", help="with --submodules: the official attn site"
     )
     p.add_argument("--intervene-last", action="store_true", help="steer only the last token")
+    p.add_argument(
+        "--method",
+        default="steering",
+        choices=["steering", "lora", "full"],
+        help="steering (default), or a baseline: PEFT LoRA, full fine-tuning",
+    )
+    p.add_argument("--lora-rank", type=int, default=8, help="with --method lora (alpha = rank)")
     p.add_argument("--do-eval", action="store_true", help="evaluate after training")
     p.add_argument("--test-only", action="store_true", help="with --do-eval: skip validation")
     p.add_argument("--seed", type=int, default=42)
@@ -83,6 +90,8 @@ def main() -> None:
         model_name=a.model_name,
         dataset_name=a.dataset_name,
         steering=steering,
+        method=a.method,
+        lora_rank=a.lora_rank,
         lr=a.lr,
         warmup_ratio=a.warmup_ratio,
         weight_decay=a.weight_decay,

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+LLAMA_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -28,6 +30,8 @@ class Architecture:
     sites: dict[str, str] = field(default_factory=dict)
     # Gemma runs of the protocol: prompts through the chat template, eager attention
     gemma: bool = False
+    # the projections LoRA adapts (PROTOCOL.md section 5's seven, in this family's names)
+    lora_targets: tuple[str, ...] = LLAMA_LORA_TARGETS
 
 
 _LLAMA_LIKE = Architecture(
@@ -65,9 +69,12 @@ ARCHITECTURES: dict[str, Architecture] = {
             "mlp": "resid_mlp_dropout",
             "official_attn": "post_attention_layernorm",
         },
+        lora_targets=("qkv_proj", "o_proj", "gate_up_proj", "down_proj"),  # fused projections
     ),
     "gpt2": Architecture(
-        layers=("transformer.h",), sites={"attn": "attn", "mlp": "mlp", "official_attn": "ln_2"}
+        layers=("transformer.h",),
+        sites={"attn": "attn", "mlp": "mlp", "official_attn": "ln_2"},
+        lora_targets=("c_attn", "c_proj", "c_fc"),  # c_proj: both the attention and MLP outputs
     ),
     "gpt_neox": Architecture(
         layers=("gpt_neox.layers",),
@@ -76,10 +83,12 @@ ARCHITECTURES: dict[str, Architecture] = {
             "mlp": "post_mlp_dropout",
             "official_attn": "post_attention_layernorm",
         },
+        lora_targets=("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"),
     ),
     "opt": Architecture(
         layers=("model.decoder.layers",),
         sites={"attn": "self_attn", "mlp": "fc2", "official_attn": "final_layer_norm"},
+        lora_targets=("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"),
     ),
 }
 

@@ -9,10 +9,12 @@ sites come from their keys, the activation and positions from the flags.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from steering import baselines
 from steering.checkpoint import CONFIG_NAME
 from steering.config import SteeringConfig
 from steering.data import uses_chat_template
@@ -127,11 +129,19 @@ def run_inference(s: InferenceSettings) -> list[dict[str, Any]]:
             raise ValueError(f"output directory {out.parent} exists and is a file")
     splits = task.load(data_dir=s.data_dir)
     tokenizer = load_tokenizer(s.model_name)
-    base = load_base_model(s.model_name, s.dtype, s.device)
-    steered = load_steered(s, base)
-    model = steered if steered is not None else base
     settings = asdict(s)
-    settings["steering"] = steered.steering_config.to_dict() if steered is not None else None
+    if s.ckpt_path is not None and baselines.is_checkpoint(s.ckpt_path):  # LoRA / full
+        info = json.loads((Path(s.ckpt_path) / baselines.METHOD_FILE).read_text())
+        full = info.get("method") == "full"  # a whole saved model: no base to load first
+        base = None if full else load_base_model(s.model_name, s.dtype, s.device)
+        model = baselines.load(base, s.ckpt_path, s.model_name, s.dtype, s.device)
+        base = base if base is not None else model
+        settings["method"] = info
+    else:
+        base = load_base_model(s.model_name, s.dtype, s.device)
+        steered = load_steered(s, base)
+        model = steered if steered is not None else base
+        settings["steering"] = steered.steering_config.to_dict() if steered is not None else None
     return evaluate_splits(
         model,
         tokenizer,

@@ -135,6 +135,12 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
         f"{run}/train_log.jsonl",
     ]
     args += _flags(s, ("lr", "warmup_ratio", "weight_decay", "epochs", "bs", "max_train_samples"))
+    method = v.get("method", "steering")
+    if method in ("lora", "full"):
+        args += ["--method", method]
+        if method == "lora":
+            args += ["--lora-rank", str(v.get("rank", 8))]
+        return shlex.join(args)
     if v.get("kind", "adapter") == "vector":
         args.append("--no-adapter")
     else:
@@ -204,10 +210,7 @@ def model_inputs(config: dict, model: str) -> list[str]:
 
 
 def checkpoint_files(run: str) -> list[str]:
-    return [
-        f"{run}/checkpoint/{name}"
-        for name in ("steering_config.json", "adapter.safetensors", "training.json")
-    ]
+    return [f"{run}/checkpoint"]  # a directory output of the train rule
 
 
 def evaluate_inputs(config: dict, model: str, dataset: str, variant: str, seed) -> list[str]:

@@ -20,6 +20,9 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
+from steering import baselines
+from steering.architectures import get_architecture
+from steering.baselines import METHODS
 from steering.config import SteeringConfig
 from steering.data import Collator, tokenize_split, uses_chat_template
 from steering.io import write_json, write_text
@@ -39,6 +42,8 @@ class TrainSettings:
     model_name: str
     dataset_name: str
     steering: SteeringConfig = field(default_factory=SteeringConfig)
+    method: str = "steering"  # or a baseline: "lora", "full" (steering/baselines.py)
+    lora_rank: int = 8
     lr: float = 9e-4
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
@@ -87,8 +92,16 @@ class TrainSettings:
                 raise ValueError(f"{name}={getattr(self, name)!r} {rule}")
         if self.test_only and not self.do_eval:
             raise ValueError("--test-only only makes sense with --do-eval")
+        if self.method not in METHODS:
+            raise ValueError(f"--method {self.method!r} is invalid; choose one of {list(METHODS)}")
+        if self.lora_rank < 1:
+            raise ValueError(f"lora_rank={self.lora_rank} must be >= 1")
 
     def variant(self) -> str:
+        if self.method == "lora":
+            return f"lora_r{self.lora_rank}"
+        if self.method == "full":
+            return "full"
         return self.steering.variant_name()
 
     def checkpoint_dir(self) -> Path:
@@ -171,8 +184,14 @@ def train(s: TrainSettings) -> dict[str, Any]:
     base = load_base_model(s.model_name, s.dtype, s.device)
     chat = uses_chat_template(base.config.model_type)
     set_seed(s.seed)  # the adapters' random init too, not only the Trainer, follows the seed
-    model = SteeredModel(base, s.steering)
-    print(model.trainable_summary(), flush=True)
+    if s.method == "steering":
+        model = SteeredModel(base, s.steering)
+        n_trainable, share = model.num_trainable_parameters(), model.trainable_share()
+    else:
+        model = baselines.prepare(base, s.method, s.lora_rank)
+        n_trainable = baselines.trainable_parameters(model)
+        share = n_trainable / baselines.base_parameters(model)
+    print(f"trainable params: {n_trainable:,} || trainable: {100 * share:.4f}%", flush=True)
 
     features = tokenize_split(task, train_split, tokenizer, chat=chat)
     features = features.map(lambda ex: {"length": len(ex["input_ids"])})
@@ -189,12 +208,22 @@ def train(s: TrainSettings) -> dict[str, Any]:
         result = trainer.train()
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
 
-    model.save_pretrained(ckpt_dir)
+    if s.method == "steering":
+        model.save_pretrained(ckpt_dir)
+    else:
+        targets = list(get_architecture(base).lora_targets) if s.method == "lora" else None
+        baselines.save(
+            model,
+            s.method,
+            ckpt_dir,
+            {"lora_rank": s.lora_rank, "targets": targets, "base_model": s.model_name},
+        )
     summary = {
         "settings": s.to_dict(),
         "variant": s.variant(),
-        "trainable_parameters": model.num_trainable_parameters(),
-        "trainable_share": model.trainable_share(),
+        "method": s.method,
+        "trainable_parameters": n_trainable,
+        "trainable_share": share,
         "epochs": epochs,
         "train_examples": len(train_split),
         "optimizer_steps": trainer.state.global_step,

@@ -165,11 +165,11 @@ def test_lint_is_clean(tmp_path):
     [
         (
             "config/config.yaml",
-            {"make_tiny_model": 1, "prepare_data": 6, "train": 36, "evaluate": 42},
+            {"make_tiny_model": 1, "prepare_data": 6, "train": 48, "evaluate": 54},
         ),
         (
             "config/paper.yaml",
-            {"prepare_data": 6, "train": 4 * 6 * 4 * 3, "evaluate": 4 * 6 * (4 * 3 + 1)},
+            {"prepare_data": 6, "train": 4 * 6 * 6 * 3, "evaluate": 4 * 6 * (6 * 3 + 1)},
         ),
     ],
 )

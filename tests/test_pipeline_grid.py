@@ -71,6 +71,13 @@ def test_train_arguments_follow_variant_dataset_and_training_settings():
     config = json.loads(json.dumps(CONFIG))
     config["variants"]["last"] = {"positions": "last"}
     assert "--intervene-last" in shlex.split(pipeline.train_args(config, "m", "BoolQ", "last", 0))
+    config["variants"]["lora"] = {"method": "lora", "rank": 4, "lr": 3e-4}
+    config["variants"]["full"] = {"method": "full"}
+    lora = shlex.split(pipeline.train_args(config, "m", "BoolQ", "lora", 0))
+    assert lora[lora.index("--method") + 1] == "lora" and lora[lora.index("--lora-rank") + 1] == "4"
+    assert lora[lora.index("--lr") + 1] == "0.0003" and "--nonlinearity" not in lora
+    full = shlex.split(pipeline.train_args(config, "m", "BoolQ", "full", 0))
+    assert full[full.index("--method") + 1] == "full" and "--adapter-rank" not in full
 
 
 def test_train_arguments_parse_with_the_real_script(monkeypatch):
