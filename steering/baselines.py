@@ -7,7 +7,8 @@
 
 Checkpoints: a directory with ``method.json`` ({"method", "lora_rank", "targets", ...}) and
 ``lora/`` (PEFT's own format: ``adapter_config.json`` + ``adapter_model.safetensors``, loadable
-by ``PeftModel.from_pretrained``) or ``model/`` (a full HF model directory).
+by ``PeftModel.from_pretrained``) or ``model/`` (a full HF model directory). A ``joint``
+checkpoint (``steering/joint.py``) has ``lora/`` plus our steering files beside it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 from steering.architectures import get_architecture
 from steering.io import write_json
 
-METHODS = ("steering", "lora", "full")
+METHODS = ("steering", "lora", "full", "joint")
 METHOD_FILE = "method.json"
 
 
@@ -58,7 +59,7 @@ def save(model: nn.Module, method: str, path: str | Path, meta: dict[str, Any]) 
     """Write a baseline checkpoint; ``method.json`` last, so a complete one has it."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path / ("lora" if method == "lora" else "model"))
+    model.save_pretrained(path / ("model" if method == "full" else "lora"))
     write_json(path / METHOD_FILE, {"method": method, **meta})
     return path
 
@@ -82,4 +83,11 @@ def load(base: nn.Module | None, path: str | Path, model_name: str, dtype, devic
         from steering.loader import load_base_model
 
         return load_base_model(str(path / "model"), dtype, device)
+    if method == "joint":  # LoRA in PEFT's format, then our steering adapter on the same model
+        from peft import PeftModel
+
+        from steering.model import SteeredModel
+
+        lora = PeftModel.from_pretrained(base, path / "lora").eval()
+        return SteeredModel.from_pretrained(lora.get_base_model(), path)
     raise ValueError(f"{path / METHOD_FILE} names an unknown method {method!r}")

@@ -42,8 +42,13 @@ class TrainSettings:
     model_name: str
     dataset_name: str
     steering: SteeringConfig = field(default_factory=SteeringConfig)
-    method: str = "steering"  # or a baseline: "lora", "full" (steering/baselines.py)
+    method: str = "steering"  # or "lora", "full" (steering/baselines.py), "joint" (joint.py)
     lora_rank: int = 8
+    scheduler: str = "linear"  # or "cosine" (the joint default)
+    lora_lr: float | None = None  # joint: the LoRA parameter group's lr (default: lr)
+    adapter_lr: float | None = None  # joint: the steering adapters' lr (default: lr)
+    orthogonal_freq: str | int = "step"  # joint: step | epoch | init | N
+    orthogonal_side: str = "input"  # joint: project W_down (input) or W_up (output)
     lr: float = 9e-4
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
@@ -96,12 +101,27 @@ class TrainSettings:
             raise ValueError(f"--method {self.method!r} is invalid; choose one of {list(METHODS)}")
         if self.lora_rank < 1:
             raise ValueError(f"lora_rank={self.lora_rank} must be >= 1")
+        if self.scheduler not in ("linear", "cosine"):
+            raise ValueError(f"--scheduler {self.scheduler!r} is invalid; choose linear or cosine")
+        for name in ("lora_lr", "adapter_lr"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
+        if self.method == "joint":
+            from steering.joint import parse_frequency
+
+            self.orthogonal_freq = parse_frequency(self.orthogonal_freq)
+            if self.orthogonal_side not in ("input", "output"):
+                raise ValueError(
+                    f"--orthogonal-side {self.orthogonal_side!r}: choose input or output"
+                )
 
     def variant(self) -> str:
         if self.method == "lora":
             return f"lora_r{self.lora_rank}"
         if self.method == "full":
             return "full"
+        if self.method == "joint":
+            return f"joint_lora{self.lora_rank}_{self.steering.variant_name()}"
         return self.steering.variant_name()
 
     def checkpoint_dir(self) -> Path:
@@ -127,7 +147,7 @@ def training_arguments(s: TrainSettings, output_dir: str, epochs: float) -> Trai
     kw: dict[str, Any] = dict(
         output_dir=output_dir,
         learning_rate=s.lr,
-        lr_scheduler_type="linear",
+        lr_scheduler_type=s.scheduler,
         weight_decay=s.weight_decay,
         per_device_train_batch_size=s.bs,
         gradient_accumulation_steps=s.grad_accum,
@@ -167,6 +187,23 @@ class SteeringTrainer(Trainer):
         return result
 
 
+def _joint_extras(model, s: TrainSettings) -> dict[str, Any]:
+    """Two parameter groups (LoRA, adapters) with their own learning rates, and the
+    orthogonality callback."""
+    from steering.joint import OrthogonalityCallback
+
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model.lora_parameters(), "lr": s.lora_lr or s.lr, "name": "lora"},
+            {"params": model.adapter_parameters(), "lr": s.adapter_lr or s.lr, "name": "adapters"},
+        ],
+        lr=s.lr,
+        weight_decay=s.weight_decay,
+    )
+    callback = OrthogonalityCallback(model, s.orthogonal_freq, s.orthogonal_side)
+    return {"optimizers": (optimizer, None), "callbacks": [callback]}
+
+
 def train(s: TrainSettings) -> dict[str, Any]:
     """Run one training job; returns a summary with the paths it wrote."""
     task = get_task(s.dataset_name)
@@ -187,6 +224,12 @@ def train(s: TrainSettings) -> dict[str, Any]:
     if s.method == "steering":
         model = SteeredModel(base, s.steering)
         n_trainable, share = model.num_trainable_parameters(), model.trainable_share()
+    elif s.method == "joint":
+        from steering.joint import JointModel
+
+        model = JointModel(base, s.steering, s.lora_rank)
+        n_trainable = baselines.trainable_parameters(model)
+        share = n_trainable / baselines.base_parameters(model.lora)
     else:
         model = baselines.prepare(base, s.method, s.lora_rank)
         n_trainable = baselines.trainable_parameters(model)
@@ -204,12 +247,18 @@ def train(s: TrainSettings) -> dict[str, Any]:
             args=training_arguments(s, tmp, epochs),
             train_dataset=features,
             data_collator=Collator(tokenizer.pad_token_id),
+            **(_joint_extras(model, s) if s.method == "joint" else {}),
         )
         result = trainer.train()
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
 
     if s.method == "steering":
         model.save_pretrained(ckpt_dir)
+    elif s.method == "joint":
+        model.steered.save_pretrained(ckpt_dir)
+        baselines.save(
+            model.lora, "joint", ckpt_dir, {"lora_rank": s.lora_rank, "base_model": s.model_name}
+        )
     else:
         targets = list(get_architecture(base).lora_targets) if s.method == "lora" else None
         baselines.save(

@@ -1,0 +1,136 @@
+"""Joint adaptation: PEFT LoRA on the base model's projections plus post-block steering,
+trained together (PROTOCOL.md section 5), with the orthogonality constraint.
+
+Orthogonality, applied every ``orthogonal_freq`` optimizer steps ("step", "epoch", "init" or
+an integer N): for each layer, let V (H x k) be an orthonormal basis of the column space of
+that layer's ``down_proj`` LoRA B (H x r, k = its rank). Then, on the input side (the official
+default), the adapter's W_down (r_a x H) becomes
+
+    W_down (I - V V^T)
+
+so the adapter reads nothing from the directions LoRA writes into; on the output side
+(option) W_up (H x r_a) becomes (I - V V^T) W_up. A zero B (LoRA's init) has no column space:
+the projection then changes nothing.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import TrainerCallback
+
+from steering.architectures import decoder_layers, get_architecture
+from steering.config import SteeringConfig
+from steering.model import SteeredModel
+
+FREQUENCIES = ("step", "epoch", "init")
+
+
+def parse_frequency(value: str | int) -> str | int:
+    """``step`` | ``epoch`` | ``init`` | a positive integer (as int or digit string)."""
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        n = int(value)
+        if n < 1:
+            raise ValueError(f"--orthogonal-freq {value!r} must be a positive integer")
+        return n
+    if value not in FREQUENCIES:
+        raise ValueError(
+            f"--orthogonal-freq {value!r} is invalid; choose {list(FREQUENCIES)} or an integer N"
+        )
+    return value
+
+
+class JointModel(nn.Module):
+    """LoRA (PEFT, injected into ``base``) under post-block steering; both trainable."""
+
+    def __init__(self, base: nn.Module, steering: SteeringConfig, lora_rank: int = 8) -> None:
+        super().__init__()
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=lora_rank,
+            lora_alpha=lora_rank,
+            lora_dropout=0.0,
+            bias="none",
+            target_modules=list(get_architecture(base).lora_targets),
+            task_type="CAUSAL_LM",
+        )
+        self.lora = get_peft_model(base, lora)
+        # Steering hooks on the same HF model the LoRA layers were injected into.
+        self.steered = SteeredModel(self.lora.get_base_model(), steering)
+        for name, p in self.lora.named_parameters():  # SteeredModel froze them with the base
+            if "lora_" in name:
+                p.requires_grad_(True)
+
+    @property
+    def config(self):
+        return self.steered.config
+
+    @property
+    def generation_config(self):
+        return self.steered.generation_config
+
+    def forward(self, **kwargs):
+        return self.steered(**kwargs)
+
+    def generate(self, **kwargs):
+        return self.steered.generate(**kwargs)
+
+    def lora_parameters(self) -> list[nn.Parameter]:
+        return [p for n, p in self.lora.named_parameters() if "lora_" in n and p.requires_grad]
+
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        return list(self.steered.adapters.parameters())
+
+    @torch.no_grad()
+    def project(self, side: str = "input") -> int:
+        """Apply the orthogonality constraint to every adapter; returns how many changed."""
+        if side not in ("input", "output"):
+            raise ValueError(f"orthogonal side {side!r} is invalid; choose 'input' or 'output'")
+        changed = 0
+        layers = decoder_layers(self.lora.get_base_model())
+        for key, adapter in self.steered.adapters.items():
+            if not hasattr(adapter, "down"):
+                continue  # a steering vector has no W_down to project
+            layer = layers[int(key.removeprefix("layer").split("_")[0])]
+            down_proj = next((m for n, m in layer.named_modules() if n.endswith("down_proj")), None)
+            if down_proj is None or not hasattr(down_proj, "lora_B"):
+                continue
+            b = down_proj.lora_B["default"].weight.float()  # (H, r)
+            u, s, _ = torch.linalg.svd(b, full_matrices=False)
+            if float(s.max()) == 0.0:
+                continue  # B = 0 (LoRA's init): no column space to avoid
+            v = u[:, s > 1e-6 * s.max()]  # (H, k) orthonormal basis of col(B)
+            if side == "input":
+                w = adapter.down.weight  # (r_a, H)
+                w.sub_(((w.float() @ v) @ v.T).to(w.dtype))
+            else:
+                w = adapter.up.weight  # (H, r_a)
+                w.sub_((v @ (v.T @ w.float())).to(w.dtype))
+            changed += 1
+        return changed
+
+
+class OrthogonalityCallback(TrainerCallback):
+    """Applies ``JointModel.project`` at the configured frequency."""
+
+    def __init__(self, model: JointModel, frequency: str | int, side: str = "input") -> None:
+        self.model, self.frequency, self.side = model, parse_frequency(frequency), side
+        self.applied_at: list[int] = []  # optimizer steps after which it ran (0 = before training)
+
+    def _apply(self, step: int) -> None:
+        self.model.project(self.side)
+        self.applied_at.append(step)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.frequency == "init":
+            self._apply(0)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        f = self.frequency
+        if f == "step" or (isinstance(f, int) and state.global_step % f == 0):
+            self._apply(state.global_step)
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.frequency == "epoch":
+            self._apply(state.global_step)
