@@ -12,6 +12,7 @@ rule train:
     wildcard_constraints:
         variant=pipeline.wildcard_pattern(TRAINED_VARIANTS),
     params:
+        script=lambda w: pipeline.train_script(config, w.variant),
         args=lambda w: pipeline.train_args(config, w.model, w.dataset, w.variant, w.seed),
     resources:
         gpu=1,
@@ -24,4 +25,4 @@ rule train:
     benchmark:
         "results/benchmarks/train/{model}/{dataset}/{variant}/seed{seed}.tsv"
     shell:
-        "python scripts/train.py {params.args} > {log:q} 2>&1"
+        "python {params.script} {params.args} > {log:q} 2>&1"

@@ -120,8 +120,14 @@ def _flags(settings: dict, keys) -> list[str]:
     return out
 
 
+def train_script(config: dict, variant: str) -> str:
+    """The script a variant trains with: train_joint.py for ``method: joint``, else train.py."""
+    joint = config["variants"][variant].get("method") == "joint"
+    return "scripts/train_joint.py" if joint else "scripts/train.py"
+
+
 def train_args(config: dict, model: str, dataset: str, variant: str, seed: int | str) -> str:
-    """The quoted arguments of scripts/train.py for one run."""
+    """The quoted arguments of the variant's training script for one run."""
     v = config["variants"][variant]
     s = _settings(config, dataset, variant)
     run = run_dir(model, dataset, variant, seed)
@@ -141,6 +147,15 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
         if method == "lora":
             args += ["--lora-rank", str(v.get("rank", 8))]
         return shlex.join(args)
+    if method == "joint":  # LoRA (lora_rank) + an adapter (rank), evaluated by the evaluate rule
+        unsupported = {"kind": "vector", "sites": "submodules_official", "positions": "last"}
+        bad = [f"{k}: {val}" for k, val in unsupported.items() if v.get(k) == val]
+        if bad:
+            raise ValueError(f"variant {variant!r}: joint adaptation does not support {bad}")
+        args += ["--no-eval", "--lora-rank", str(v.get("lora_rank", 8))]
+        args += _flags(
+            v, ("scheduler", "lora_lr", "adapter_lr", "orthogonal_freq", "orthogonal_side")
+        )
     if v.get("kind", "adapter") == "vector":
         args.append("--no-adapter")
     else:

@@ -60,7 +60,7 @@ def finished(tmp_path_factory):
 def test_end_to_end_tables_match_the_run_metrics(finished):
     work = finished
     long = pd.read_csv(work / "results/tables/long.csv")
-    assert len(long) == 2 * 2 * 2  # datasets x (base, silu) x splits, one seed
+    assert len(long) == 2 * 3 * 2  # datasets x (base, silu, joint) x splits, one seed
     assert set(long.columns) >= {
         "model",
         "dataset",
@@ -82,9 +82,15 @@ def test_end_to_end_tables_match_the_run_metrics(finished):
         assert row.accuracy == metrics["accuracy"] and row.n == metrics["n"]
         assert 0 < row.n <= 16  # max_eval_samples
         assert row.protocol_version == metrics["provenance"]["protocol_version"] == 1
-        if row.variant == "silu":
+        if row.variant != "base":
             training = json.loads((run / "checkpoint/training.json").read_text())
-            assert row.trainable_parameters == training["trainable_parameters"] == 2 * 8 * 32 * 2
+            assert row.trainable_parameters == training["trainable_parameters"]
+            if row.variant == "silu":
+                assert row.trainable_parameters == 2 * 8 * 32 * 2
+            else:  # joint: LoRA r=2 on the seven projections (hidden 32, MLP 64, KV 16) + adapters
+                lora = 2 * ((32 + 32) + (32 + 16) * 2 + (32 + 32) + (32 + 64) * 3) * 2
+                assert row.trainable_parameters == lora + 2 * 8 * 32 * 2
+                assert (run / "checkpoint/lora/adapter_config.json").is_file()
             assert (run / "train_log.jsonl").read_text().count("\n") >= 1
         records = (run / f"{row.split}.json").read_text().splitlines()
         assert len(records) == row.n and set(json.loads(records[0])) == {
@@ -95,7 +101,7 @@ def test_end_to_end_tables_match_the_run_metrics(finished):
         }
     summary = pd.read_csv(work / "results/tables/summary_test.csv").set_index("variant")
     test = long[long.split == "test"].set_index(["variant", "dataset"])
-    for variant in ("base", "silu"):
+    for variant in ("base", "silu", "joint"):
         for dataset in ("BoolQ", "ListOps"):
             assert summary.loc[variant, dataset] == pytest.approx(
                 100 * test.loc[(variant, dataset), "accuracy"]
@@ -135,11 +141,11 @@ def test_rerun_does_nothing_and_a_new_variant_schedules_only_its_jobs(finished):
     dry = snakemake(work, "--configfile", "edited.yaml", "-n")
     assert dry.returncode == 0, dry.stderr[-2000:]
     assert job_counts(dry.stdout) == {
-        "train": 1,
-        "evaluate": 1,
+        "train": 2,
+        "evaluate": 2,
         "aggregate": 1,
         "all": 1,
-        "total": 4,
+        "total": 6,
     }
     assert "dataset=ListOps, variant=silu" in dry.stdout and "dataset=BoolQ" not in dry.stdout
 
@@ -169,7 +175,7 @@ def test_lint_is_clean(tmp_path):
         ),
         (
             "config/paper.yaml",
-            {"prepare_data": 6, "train": 4 * 6 * 6 * 3, "evaluate": 4 * 6 * (6 * 3 + 1)},
+            {"prepare_data": 6, "train": 4 * 6 * 7 * 3, "evaluate": 4 * 6 * (7 * 3 + 1)},
         ),
     ],
 )

@@ -5,6 +5,7 @@ import shlex
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from steering import pipeline
@@ -78,25 +79,54 @@ def test_train_arguments_follow_variant_dataset_and_training_settings():
     assert lora[lora.index("--lr") + 1] == "0.0003" and "--nonlinearity" not in lora
     full = shlex.split(pipeline.train_args(config, "m", "BoolQ", "full", 0))
     assert full[full.index("--method") + 1] == "full" and "--adapter-rank" not in full
+    config["variants"]["joint"] = {
+        "method": "joint",
+        "lora_rank": 4,
+        "rank": 2,
+        "lora_lr": 1e-3,
+        "orthogonal_freq": 100,
+        "sites": "submodules",
+    }
+    assert pipeline.train_script(config, "joint") == "scripts/train_joint.py"
+    assert pipeline.train_script(config, "lora") == "scripts/train.py"
+    j = shlex.split(pipeline.train_args(config, "m", "BoolQ", "joint", 0))
+    assert (
+        "--no-eval" in j
+        and j[j.index("--lora-rank") + 1] == "4"
+        and j[j.index("--adapter-rank") + 1] == "2"
+    )
+    assert j[j.index("--orthogonal-freq") + 1] == "100" and j[j.index("--lora-lr") + 1] == "0.001"
+    assert "--submodules" in j
+    config["variants"]["bad"] = {"method": "joint", "kind": "vector"}
+    with pytest.raises(ValueError, match="joint adaptation does not support"):
+        pipeline.train_args(config, "m", "BoolQ", "bad", 0)
 
 
-def test_train_arguments_parse_with_the_real_script(monkeypatch):
-    """Every flag the pipeline emits is one scripts/train.py accepts."""
+def test_train_arguments_parse_with_the_real_scripts(monkeypatch):
+    """Every flag the pipeline emits is one the variant's training script accepts."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "train_script", Path(__file__).parent.parent / "scripts/train.py"
+    config = json.loads(json.dumps(CONFIG))
+    config["variants"].update(
+        lora={"method": "lora", "rank": 4},
+        full={"method": "full"},
+        joint={
+            "method": "joint",
+            "scheduler": "cosine",
+            "orthogonal_freq": "epoch",
+            "lora_lr": 1e-3,
+        },
     )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    for variant in CONFIG["variants"]:
+    root = Path(__file__).parent.parent
+    for variant in config["variants"]:
         if variant == "base":
             continue
-        monkeypatch.setattr(
-            sys,
-            "argv",
-            ["train.py", *shlex.split(pipeline.train_args(CONFIG, "hub", "BoolQ", variant, 0))],
-        )
+        script = pipeline.train_script(config, variant)
+        spec = importlib.util.spec_from_file_location(f"s_{variant}", root / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        argv = [script, *shlex.split(pipeline.train_args(config, "hub", "BoolQ", variant, 0))]
+        monkeypatch.setattr(sys, "argv", argv)
         module.parse_args()
 
 
