@@ -43,9 +43,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--method",
         default="steering",
-        choices=["steering", "lora", "full"],
-        help="steering (default), or a baseline: PEFT LoRA, full fine-tuning",
+        choices=["steering", "lora", "full", "reft"],
+        help="steering (default), or a baseline: PEFT LoRA, full fine-tuning, LoReFT",
     )
+    p.add_argument("--reft-rank", type=int, default=8, help="with --method reft")
+    p.add_argument("--reft-first-n", type=int, default=0, help="reft: first n prompt tokens")
+    p.add_argument("--reft-last-n", type=int, default=1, help="reft: last n prompt tokens")
     p.add_argument("--lora-rank", type=int, default=8, help="with --method lora (alpha = rank)")
     p.add_argument("--do-eval", action="store_true", help="evaluate after training")
     p.add_argument("--test-only", action="store_true", help="with --do-eval: skip validation")
@@ -92,6 +95,9 @@ def main() -> None:
         steering=steering,
         method=a.method,
         lora_rank=a.lora_rank,
+        reft_rank=a.reft_rank,
+        reft_first_n=a.reft_first_n,
+        reft_last_n=a.reft_last_n,
         lr=a.lr,
         warmup_ratio=a.warmup_ratio,
         weight_decay=a.weight_decay,

@@ -8,7 +8,8 @@
 Checkpoints: a directory with ``method.json`` ({"method", "lora_rank", "targets", ...}) and
 ``lora/`` (PEFT's own format: ``adapter_config.json`` + ``adapter_model.safetensors``, loadable
 by ``PeftModel.from_pretrained``) or ``model/`` (a full HF model directory). A ``joint``
-checkpoint (``steering/joint.py``) has ``lora/`` plus our steering files beside it.
+checkpoint (``steering/joint.py``) has ``lora/`` plus our steering files beside it; a ``reft``
+one (``steering/reft.py``) ``reft_config.json`` and ``reft.safetensors``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch import nn
 from steering.architectures import get_architecture
 from steering.io import write_json
 
-METHODS = ("steering", "lora", "full", "joint")
+METHODS = ("steering", "lora", "full", "joint", "reft")
 METHOD_FILE = "method.json"
 
 
@@ -59,7 +60,10 @@ def save(model: nn.Module, method: str, path: str | Path, meta: dict[str, Any]) 
     """Write a baseline checkpoint; ``method.json`` last, so a complete one has it."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path / ("model" if method == "full" else "lora"))
+    if method == "reft":
+        model.save(path)  # reft_config.json + reft.safetensors
+    else:
+        model.save_pretrained(path / ("model" if method == "full" else "lora"))
     write_json(path / METHOD_FILE, {"method": method, **meta})
     return path
 
@@ -83,6 +87,10 @@ def load(base: nn.Module | None, path: str | Path, model_name: str, dtype, devic
         from steering.loader import load_base_model
 
         return load_base_model(str(path / "model"), dtype, device)
+    if method == "reft":
+        from steering.reft import ReftModel
+
+        return ReftModel.load(base, path)
     if method == "joint":  # LoRA in PEFT's format, then our steering adapter on the same model
         from peft import PeftModel
 

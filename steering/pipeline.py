@@ -142,10 +142,13 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
     ]
     args += _flags(s, ("lr", "warmup_ratio", "weight_decay", "epochs", "bs", "max_train_samples"))
     method = v.get("method", "steering")
-    if method in ("lora", "full"):
+    if method in ("lora", "full", "reft"):
         args += ["--method", method]
         if method == "lora":
             args += ["--lora-rank", str(v.get("rank", 8))]
+        if method == "reft":
+            args += ["--reft-rank", str(v.get("rank", 8))]
+            args += _flags(v, ("reft_first_n", "reft_last_n"))
         return shlex.join(args)
     if method == "joint":  # LoRA (lora_rank) + an adapter (rank), evaluated by the evaluate rule
         unsupported = {"kind": "vector", "sites": "submodules_official", "positions": "last"}

@@ -49,6 +49,9 @@ class TrainSettings:
     adapter_lr: float | None = None  # joint: the steering adapters' lr (default: lr)
     orthogonal_freq: str | int = "step"  # joint: step | epoch | init | N
     orthogonal_side: str = "input"  # joint: project W_down (input) or W_up (output)
+    reft_rank: int = 8  # reft: LoReFT rank
+    reft_first_n: int = 0  # reft: intervene on the first n prompt tokens ...
+    reft_last_n: int = 1  # ... and on the last n (default: the last prompt token only)
     lr: float = 9e-4
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
@@ -122,6 +125,8 @@ class TrainSettings:
             return "full"
         if self.method == "joint":
             return f"joint_lora{self.lora_rank}_{self.steering.variant_name()}"
+        if self.method == "reft":
+            return f"reft_r{self.reft_rank}_f{self.reft_first_n}_l{self.reft_last_n}"
         return self.steering.variant_name()
 
     def checkpoint_dir(self) -> Path:
@@ -224,6 +229,12 @@ def train(s: TrainSettings) -> dict[str, Any]:
     if s.method == "steering":
         model = SteeredModel(base, s.steering)
         n_trainable, share = model.num_trainable_parameters(), model.trainable_share()
+    elif s.method == "reft":
+        from steering.reft import ReftModel
+
+        model = ReftModel(base, s.reft_rank, s.reft_first_n, s.reft_last_n)
+        n_trainable = model.num_trainable_parameters()
+        share = n_trainable / baselines.base_parameters(base)
     elif s.method == "joint":
         from steering.joint import JointModel
 
@@ -259,6 +270,8 @@ def train(s: TrainSettings) -> dict[str, Any]:
         baselines.save(
             model.lora, "joint", ckpt_dir, {"lora_rank": s.lora_rank, "base_model": s.model_name}
         )
+    elif s.method == "reft":
+        baselines.save(model, "reft", ckpt_dir, {"base_model": s.model_name})
     else:
         targets = list(get_architecture(base).lora_targets) if s.method == "lora" else None
         baselines.save(

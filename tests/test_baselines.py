@@ -47,8 +47,8 @@ def test_full_fine_tuning_trains_everything():
 
 
 def test_unknown_method():
-    with pytest.raises(ValueError, match="unknown baseline method 'reft'"):
-        baselines.prepare(tiny_model("llama"), "reft")
+    with pytest.raises(ValueError, match="unknown baseline method 'dora'"):
+        baselines.prepare(tiny_model("llama"), "dora")
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,12 @@ def run_script(name, args, monkeypatch, cwd):
 
 
 @pytest.mark.parametrize(
-    "method, saved", [("lora", "lora/adapter_config.json"), ("full", "model/config.json")]
+    "method, saved",
+    [
+        ("lora", "lora/adapter_config.json"),
+        ("full", "model/config.json"),
+        ("reft", "reft.safetensors"),
+    ],
 )
 def test_baseline_trains_saves_and_evaluates_through_the_scripts(ws, monkeypatch, method, saved):
     out = ws / method
@@ -108,9 +113,8 @@ def test_baseline_trains_saves_and_evaluates_through_the_scripts(ws, monkeypatch
         "method"
     ] == method
     training = json.loads((out / "training.json").read_text())
-    assert training["method"] == method and training["variant"] == (
-        "lora_r8" if method == "lora" else "full"
-    )
+    variants = {"lora": "lora_r8", "full": "full", "reft": "reft_r8_f0_l1"}
+    assert training["method"] == method and training["variant"] == variants[method]
     in_process = (out / "test.json").read_text()
     code = run_script(
         "inference.py",

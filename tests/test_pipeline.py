@@ -175,7 +175,7 @@ def test_lint_is_clean(tmp_path):
         ),
         (
             "config/paper.yaml",
-            {"prepare_data": 6, "train": 4 * 6 * 7 * 3, "evaluate": 4 * 6 * (7 * 3 + 1)},
+            {"prepare_data": 6, "train": 4 * 6 * 8 * 3, "evaluate": 4 * 6 * (8 * 3 + 1)},
         ),
     ],
 )

@@ -88,6 +88,10 @@ def test_train_arguments_follow_variant_dataset_and_training_settings():
         "sites": "submodules",
     }
     assert pipeline.train_script(config, "joint") == "scripts/train_joint.py"
+    config["variants"]["reft"] = {"method": "reft", "rank": 4, "reft_first_n": 2}
+    reft = shlex.split(pipeline.train_args(config, "m", "BoolQ", "reft", 0))
+    assert reft[reft.index("--method") + 1] == "reft" and reft[reft.index("--reft-rank") + 1] == "4"
+    assert reft[reft.index("--reft-first-n") + 1] == "2"
     assert pipeline.train_script(config, "lora") == "scripts/train.py"
     j = shlex.split(pipeline.train_args(config, "m", "BoolQ", "joint", 0))
     assert (
@@ -108,6 +112,7 @@ def test_train_arguments_parse_with_the_real_scripts(monkeypatch):
 
     config = json.loads(json.dumps(CONFIG))
     config["variants"].update(
+        reft={"method": "reft", "reft_first_n": 1, "reft_last_n": 2},
         lora={"method": "lora", "rank": 4},
         full={"method": "full"},
         joint={
