@@ -32,6 +32,8 @@ class Architecture:
     gemma: bool = False
     # the projections LoRA adapts (PROTOCOL.md section 5's seven, in this family's names)
     lora_targets: tuple[str, ...] = LLAMA_LORA_TARGETS
+    # the MLP output projection inside a layer (Llama's down_proj): joint orthogonality
+    mlp_out: str = "mlp.down_proj"
 
 
 _LLAMA_LIKE = Architecture(
@@ -75,6 +77,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         layers=("transformer.h",),
         sites={"attn": "attn", "mlp": "mlp", "official_attn": "ln_2"},
         lora_targets=("c_attn", "c_proj", "c_fc"),  # c_proj: both the attention and MLP outputs
+        mlp_out="mlp.c_proj",
     ),
     "gpt_neox": Architecture(
         layers=("gpt_neox.layers",),
@@ -84,11 +87,13 @@ ARCHITECTURES: dict[str, Architecture] = {
             "official_attn": "post_attention_layernorm",
         },
         lora_targets=("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"),
+        mlp_out="mlp.dense_4h_to_h",
     ),
     "opt": Architecture(
         layers=("model.decoder.layers",),
         sites={"attn": "self_attn", "mlp": "fc2", "official_attn": "final_layer_norm"},
         lora_targets=("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"),
+        mlp_out="fc2",
     ),
 }
 

@@ -3,7 +3,8 @@ trained together (PROTOCOL.md section 5), with the orthogonality constraint.
 
 Orthogonality, applied every ``orthogonal_freq`` optimizer steps ("step", "epoch", "init" or
 an integer N): for each layer, let V (H x k) be an orthonormal basis of the column space of
-that layer's ``down_proj`` LoRA B (H x r, k = its rank). Then, on the input side (the official
+that layer's ``down_proj`` LoRA B (H x r, k = its rank; ``Architecture.mlp_out`` names the
+projection in other families). Then, on the input side (the official
 default), the adapter's W_down (r_a x H) becomes
 
     W_down (I - V V^T)
@@ -76,6 +77,19 @@ class JointModel(nn.Module):
     def generate(self, **kwargs):
         return self.steered.generate(**kwargs)
 
+    def _mlp_out(self, layer: nn.Module) -> nn.Module:
+        """The layer's MLP output projection (Llama's down_proj), which must carry LoRA."""
+        arch = get_architecture(self.lora.get_base_model())
+        module = layer
+        for part in arch.mlp_out.split("."):
+            module = getattr(module, part, None)
+        if module is None or not hasattr(module, "lora_B"):
+            raise ValueError(
+                f"joint orthogonality needs LoRA on the MLP output projection {arch.mlp_out!r} "
+                f"of {type(layer).__name__}; set Architecture.mlp_out in steering/architectures.py"
+            )
+        return module
+
     def lora_parameters(self) -> list[nn.Parameter]:
         return [p for n, p in self.lora.named_parameters() if "lora_" in n and p.requires_grad]
 
@@ -93,10 +107,7 @@ class JointModel(nn.Module):
             if not hasattr(adapter, "down"):
                 continue  # a steering vector has no W_down to project
             layer = layers[int(key.removeprefix("layer").split("_")[0])]
-            down_proj = next((m for n, m in layer.named_modules() if n.endswith("down_proj")), None)
-            if down_proj is None or not hasattr(down_proj, "lora_B"):
-                continue
-            b = down_proj.lora_B["default"].weight.float()  # (H, r)
+            b = self._mlp_out(layer).lora_B["default"].weight.float()  # (H, r)
             u, s, _ = torch.linalg.svd(b, full_matrices=False)
             if float(s.max()) == 0.0:
                 continue  # B = 0 (LoRA's init): no column space to avoid

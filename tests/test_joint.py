@@ -207,3 +207,18 @@ def test_train_joint_script_end_to_end(tmp_path, monkeypatch):
         runpy.run_path(str(ROOT / "scripts/inference.py"), run_name="__main__")
     assert e.value.code == 0
     assert (tmp_path / "again.json").read_text() == in_process
+
+
+@pytest.mark.parametrize("model_type", ["gpt2", "gpt_neox", "opt", "phi3"])
+def test_projection_uses_each_familys_mlp_output(model_type):
+    model = JointModel(tiny_model(model_type, num_layers=2), SteeringConfig(), lora_rank=4)
+    with torch.no_grad():
+        for p in model.lora_parameters():
+            p.normal_(0, 0.1)
+    randomize(model.steered)
+    assert model.project() == 2  # every layer's adapter projected, none skipped
+    layer = decoder_layers(model.lora.get_base_model())[0]
+    b = model._mlp_out(layer).lora_B["default"].weight
+    u, s, _ = torch.linalg.svd(b, full_matrices=False)
+    v = u[:, s > 1e-6 * s.max()]
+    assert (model.steered.adapters["layer0_block"].down.weight @ v).abs().max() < 1e-5
