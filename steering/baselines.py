@@ -27,20 +27,26 @@ METHODS = ("steering", "lora", "full", "joint", "reft")
 METHOD_FILE = "method.json"
 
 
+def add_lora(base: nn.Module, rank: int = 8) -> nn.Module:
+    """PEFT LoRA as the protocol sets it (alpha = r, dropout 0, no bias) on the architecture's
+    projections; returns the PeftModel (the LoRA layers are injected into ``base``)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=rank,
+        lora_dropout=0.0,
+        bias="none",
+        target_modules=list(get_architecture(base).lora_targets),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(base, config)
+
+
 def prepare(base: nn.Module, method: str, lora_rank: int = 8) -> nn.Module:
     """The model the Trainer trains for a baseline ``method`` (the base itself for ``full``)."""
     if method == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        config = LoraConfig(
-            r=lora_rank,
-            lora_alpha=lora_rank,
-            lora_dropout=0.0,
-            bias="none",
-            target_modules=list(get_architecture(base).lora_targets),
-            task_type="CAUSAL_LM",
-        )
-        return get_peft_model(base, config)
+        return add_lora(base, lora_rank)
     if method == "full":
         base.requires_grad_(True)
         return base

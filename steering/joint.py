@@ -46,17 +46,9 @@ class JointModel(nn.Module):
 
     def __init__(self, base: nn.Module, steering: SteeringConfig, lora_rank: int = 8) -> None:
         super().__init__()
-        from peft import LoraConfig, get_peft_model
+        from steering.baselines import add_lora
 
-        lora = LoraConfig(
-            r=lora_rank,
-            lora_alpha=lora_rank,
-            lora_dropout=0.0,
-            bias="none",
-            target_modules=list(get_architecture(base).lora_targets),
-            task_type="CAUSAL_LM",
-        )
-        self.lora = get_peft_model(base, lora)
+        self.lora = add_lora(base, lora_rank)
         # Steering hooks on the same HF model the LoRA layers were injected into.
         self.steered = SteeredModel(self.lora.get_base_model(), steering)
         for name, p in self.lora.named_parameters():  # SteeredModel froze them with the base
