@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from steering.adapters import ACTIVATIONS
-from steering.cli import run
+from steering.cli import add_checkpointing_flags, checkpointing_settings, report_training, run
 from steering.config import SteeringConfig
 from steering.loader import DTYPES
 from steering.tasks import TASKS
@@ -67,6 +67,7 @@ def parse_args() -> argparse.Namespace:
         "--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_checkpointing_flags(p)
     p.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
     return p.parse_args()
 
@@ -116,11 +117,9 @@ def main() -> None:
         wandb=a.wandb,
         device=a.device,
         progress=not a.no_progress,
+        **checkpointing_settings(a),
     )
-    s = train(settings)
-    loss = s["loss_history"][-1][1] if s["loss_history"] else s["train_loss"]
-    steps = s["optimizer_steps"]
-    print(f"saved {s['variant']} to {s['checkpoint']} ({steps} steps, last loss {loss})")
+    report_training(train(settings))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from steering.adapters import ACTIVATIONS
-from steering.cli import run
+from steering.cli import add_checkpointing_flags, checkpointing_settings, report_training, run
 from steering.config import SteeringConfig
 from steering.loader import DTYPES
 from steering.tasks import TASKS
@@ -65,6 +65,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--device")
     p.add_argument("--wandb", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    add_checkpointing_flags(p)
     p.add_argument("--debug", action="store_true")
     return p.parse_args()
 
@@ -78,7 +79,7 @@ def main() -> None:
         activation=None if a.linear else a.nonlinearity,
         sites=("attn", "mlp") if a.submodules else ("block",),
     )
-    s = train(
+    summary = train(
         TrainSettings(
             model_name=a.model_name,
             dataset_name=a.dataset_name,
@@ -108,9 +109,10 @@ def main() -> None:
             device=a.device,
             wandb=a.wandb,
             progress=not a.no_progress,
+            **checkpointing_settings(a),
         )
     )
-    print(f"saved {s['variant']} to {s['checkpoint']} ({s['optimizer_steps']} steps)")
+    report_training(summary)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ loss, ...) prints ``error: <what and where>`` to stderr with no traceback; ``--d
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 
@@ -35,3 +36,43 @@ def run(main: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def add_checkpointing_flags(p: argparse.ArgumentParser) -> None:
+    """Periodic checkpoints for resuming (both training scripts)."""
+    p.add_argument(
+        "--save-steps",
+        type=int,
+        default=0,
+        help="checkpoint the trainable weights and optimizer every N optimizer steps, so a "
+        "rerun of the same command resumes from the last one (default 0: never)",
+    )
+    p.add_argument(
+        "--resume-dir",
+        help="where those checkpoints go and a rerun resumes from (default: <output>.resume)",
+    )
+    p.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep the last two periodic checkpoints after training (default: delete them)",
+    )
+
+
+def checkpointing_settings(a: argparse.Namespace) -> dict:
+    return {
+        "save_steps": a.save_steps,
+        "resume_dir": a.resume_dir,
+        "keep_checkpoints": a.keep_checkpoints,
+    }
+
+
+def report_training(s: dict) -> None:
+    """One line about the finished run, from the main process only (DDP runs several)."""
+    if not s.get("main_process", True):
+        return
+    loss = s["loss_history"][-1][1] if s["loss_history"] else s["train_loss"]
+    resumed = f", resumed from step {s['resumed_from_step']}" if s["resumed_from_step"] else ""
+    print(
+        f"saved {s['variant']} to {s['checkpoint']} "
+        f"({s['optimizer_steps']} steps{resumed}, last loss {loss})"
+    )

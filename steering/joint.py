@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.modules.module import _IncompatibleKeys
 from transformers import TrainerCallback
 
 from steering.architectures import decoder_layers, get_architecture
 from steering.config import SteeringConfig
-from steering.model import SteeredModel
+from steering.model import SteeredModel, load_prefixed
 
 FREQUENCIES = ("step", "epoch", "init")
 
@@ -81,6 +82,31 @@ class JointModel(nn.Module):
                 f"of {type(layer).__name__}; set Architecture.mlp_out in steering/architectures.py"
             )
         return module
+
+    # --- trainable-only state dict (Trainer checkpoints: LoRA and adapter tensors, no base) ---
+    def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False):
+        out = {} if destination is None else destination
+        for name, t in self.lora.state_dict(keep_vars=keep_vars).items():
+            if "lora_" in name:
+                out[f"{prefix}lora.{name}"] = t
+        return self.steered.state_dict(
+            destination=out, prefix=f"{prefix}steered.", keep_vars=keep_vars
+        )
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        lora = {k[5:]: v for k, v in state_dict.items() if k.startswith("lora.")}
+        rest = {k: v for k, v in state_dict.items() if not k.startswith("lora.")}
+        expected = {k for k in self.lora.state_dict() if "lora_" in k}
+        missing = sorted(expected - lora.keys())
+        unexpected = sorted(lora.keys() - expected)
+        if strict and (missing or unexpected):
+            raise RuntimeError(f"LoRA keys: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        self.lora.load_state_dict({k: lora[k] for k in expected & lora.keys()}, strict=False)
+        result = load_prefixed(self.steered, "steered.", rest, strict, assign)
+        return _IncompatibleKeys(
+            ["lora." + k for k in missing] + result.missing_keys,
+            ["lora." + k for k in unexpected] + result.unexpected_keys,
+        )
 
     def lora_parameters(self) -> list[nn.Parameter]:
         return [p for n, p in self.lora.named_parameters() if "lora_" in n and p.requires_grad]

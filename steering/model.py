@@ -29,11 +29,27 @@ from steering.config import SteeringConfig
 _PREFIX = "adapters."
 
 
-def _layer_dtype_device(layer: nn.Module) -> tuple[torch.dtype, torch.device]:
+def layer_dtype_device(layer: nn.Module) -> tuple[torch.dtype, torch.device]:
     for p in layer.parameters():
         if p.is_floating_point():
             return p.dtype, p.device
     return torch.get_default_dtype(), torch.device("cpu")
+
+
+def load_prefixed(
+    module: nn.Module, prefix: str, state_dict: Mapping[str, Any], strict: bool, assign: bool
+) -> _IncompatibleKeys:
+    """Load the ``prefix``-ed keys into ``module`` (a wrapper's trainable part); a key outside
+    the prefix is an error when ``strict``, else reported as unexpected."""
+    ours = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    foreign = [k for k in state_dict if not k.startswith(prefix)]
+    if strict and foreign:
+        raise RuntimeError(f"unexpected keys outside {prefix!r} in state dict: {foreign[:5]}")
+    result = module.load_state_dict(ours, strict=strict, assign=assign)
+    return _IncompatibleKeys(
+        [prefix + k for k in result.missing_keys],
+        [prefix + k for k in result.unexpected_keys] + foreign,
+    )
 
 
 class SteeredModel(nn.Module):
@@ -63,7 +79,7 @@ class SteeredModel(nn.Module):
 
         self.adapters = nn.ModuleDict()
         for key, (_, layer) in targets.items():
-            dtype, device = _layer_dtype_device(layer)
+            dtype, device = layer_dtype_device(layer)
             self.adapters[key] = self._new_module(dtype, device)
         self._enabled = True
         self._steer_from = 0  # steer sequence positions >= this index (last-token passes)
@@ -201,15 +217,7 @@ class SteeredModel(nn.Module):
     def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
     ) -> _IncompatibleKeys:
-        ours = {k[len(_PREFIX) :]: v for k, v in state_dict.items() if k.startswith(_PREFIX)}
-        foreign = [k for k in state_dict if not k.startswith(_PREFIX)]
-        if strict and foreign:
-            raise RuntimeError(f"unexpected non-adapter keys in state dict: {foreign[:5]}")
-        result = self.adapters.load_state_dict(ours, strict=strict, assign=assign)
-        return _IncompatibleKeys(
-            [_PREFIX + k for k in result.missing_keys],
-            [_PREFIX + k for k in result.unexpected_keys] + foreign,
-        )
+        return load_prefixed(self.adapters, _PREFIX, state_dict, strict, assign)
 
     def load_adapter_tensors(self, tensors: Mapping[str, torch.Tensor], source: str) -> None:
         """Strictly copy ``tensors`` (keys as in ``self.adapters.state_dict()``) into the adapters.

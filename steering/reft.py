@@ -22,6 +22,7 @@ from torch.nn.utils import parametrizations
 
 from steering.architectures import decoder_layers, text_config
 from steering.io import atomic_path, write_json
+from steering.model import layer_dtype_device, load_prefixed
 
 WEIGHTS = "reft.safetensors"
 
@@ -55,8 +56,10 @@ class ReftModel(nn.Module):
         base.requires_grad_(False)
         hidden = int(text_config(base).hidden_size)
         layers = decoder_layers(base)
-        p = next(base.parameters())
-        self.interventions = nn.ModuleList(LoReFT(hidden, rank, p.dtype, p.device) for _ in layers)
+        # each on its layer's device, so a model spread over GPUs (device_map) works
+        self.interventions = nn.ModuleList(
+            LoReFT(hidden, rank, *layer_dtype_device(layer)) for layer in layers
+        )
         self._mask: torch.Tensor | None = None  # (B, S, 1) positions of the current pass
         self._handles = [base.register_forward_pre_hook(self._select, with_kwargs=True)]
         self._handles += [
@@ -112,7 +115,7 @@ class ReftModel(nn.Module):
             if self._mask is None:
                 return None
             h = output[0] if isinstance(output, tuple) else output
-            h = h + self._mask.to(h.dtype) * self.interventions[i](h)
+            h = h + self._mask.to(h.device, h.dtype) * self.interventions[i](h)
             return (h, *output[1:]) if isinstance(output, tuple) else h
 
         return hook
@@ -127,9 +130,16 @@ class ReftModel(nn.Module):
         return sum(p.numel() for p in self.interventions.parameters() if p.requires_grad)
 
     def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False):
-        return self.interventions.state_dict(
+        out = self.interventions.state_dict(
             destination=destination, prefix=prefix + "interventions.", keep_vars=keep_vars
         )
+        if not keep_vars:  # the orthogonal parametrization's base is a transposed view
+            for k in [k for k in out if k.startswith(prefix + "interventions.")]:
+                out[k] = out[k].contiguous()
+        return out
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        return load_prefixed(self.interventions, "interventions.", state_dict, strict, assign)
 
     def save(self, path: str | Path) -> None:
         path = Path(path)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
-from steering import baselines
+from steering import baselines, resume
 from steering.architectures import get_architecture
 from steering.baselines import METHODS
 from steering.config import SteeringConfig
@@ -28,6 +28,7 @@ from steering.data import Collator, tokenize_split, uses_chat_template
 from steering.io import write_json, write_text
 from steering.loader import load_base_model, load_tokenizer, model_short_name, pick_device
 from steering.model import SteeredModel
+from steering.sampling import EpochSeededLengthGroupedSampler
 from steering.tasks import get_task
 
 
@@ -74,6 +75,9 @@ class TrainSettings:
     device: str | None = None
     logging_steps: int = 10
     progress: bool = True
+    save_steps: int = 0  # checkpoint for resuming every N optimizer steps; 0 = never
+    resume_dir: str | None = None  # default: <checkpoint>.resume beside the checkpoint
+    keep_checkpoints: bool = False  # keep the resume checkpoints after a successful run
 
     def __post_init__(self) -> None:
         checks = [
@@ -84,6 +88,7 @@ class TrainSettings:
             ("bs", self.bs >= 1, "must be >= 1"),
             ("grad_accum", self.grad_accum >= 1, "must be >= 1"),
             ("eval_batch_size", self.eval_batch_size >= 1, "must be >= 1"),
+            ("save_steps", self.save_steps >= 0, "must be >= 0 (0 = no checkpoints)"),
             (
                 "max_train_samples",
                 self.max_train_samples is None or self.max_train_samples >= 1,
@@ -140,6 +145,13 @@ class TrainSettings:
         """``outputs/<dataset>_model/<model>_<variant>/``, or ``output_dir``."""
         return Path(self.output_dir) if self.output_dir else Path("outputs") / self.checkpoint_dir()
 
+    def resume_path(self) -> Path:
+        """Where periodic checkpoints go and an interrupted run resumes from."""
+        if self.resume_dir:
+            return Path(self.resume_dir)
+        ckpt = self.checkpoint_dir()
+        return ckpt.with_name(ckpt.name + ".resume")
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["steering"] = self.steering.to_dict()
@@ -160,7 +172,9 @@ def training_arguments(s: TrainSettings, output_dir: str, epochs: float) -> Trai
         seed=s.seed,
         data_seed=s.seed,
         logging_steps=s.logging_steps,
-        save_strategy="no",
+        save_strategy="steps" if s.save_steps else "no",
+        save_steps=s.save_steps or 500,  # unused when save_strategy is "no"
+        save_total_limit=resume.KEEP,
         report_to=["wandb"] if s.wandb else "none",
         run_name=f"{get_task(s.dataset_name).name}_{model_short_name(s.model_name)}_{s.variant()}_seed{s.seed}",
         use_cpu=pick_device(s.device).type == "cpu",
@@ -180,6 +194,16 @@ def training_arguments(s: TrainSettings, output_dir: str, epochs: float) -> Trai
 
 
 class SteeringTrainer(Trainer):
+    def _get_train_sampler(self, train_dataset=None):
+        """Length-grouped, seeded per epoch, over the global batch (steering/sampling.py)."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        a = self.args
+        return EpochSeededLengthGroupedSampler(
+            a.per_device_train_batch_size * a.world_size * a.gradient_accumulation_steps,
+            lengths=dataset["length"],
+            seed=a.data_seed if a.data_seed is not None else a.seed,
+        )
+
     def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
         result = super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
         loss = result[0] if return_outputs else result
@@ -245,23 +269,36 @@ def train(s: TrainSettings) -> dict[str, Any]:
         model = baselines.prepare(base, s.method, s.lora_rank)
         n_trainable = baselines.trainable_parameters(model)
         share = n_trainable / baselines.base_parameters(model)
-    print(f"trainable params: {n_trainable:,} || trainable: {100 * share:.4f}%", flush=True)
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun for DDP
+    main = int(os.environ.get("RANK", "0")) == 0
+    if main:
+        print(f"trainable params: {n_trainable:,} || trainable: {100 * share:.4f}%", flush=True)
 
     features = tokenize_split(task, train_split, tokenizer, chat=chat)
     features = features.map(lambda ex: {"length": len(ex["input_ids"])})
     epochs = s.epochs if s.epochs is not None else task.epochs
     if s.wandb:
         os.environ.setdefault("WANDB_PROJECT", "steering")
+    resume_dir = s.resume_path()
+    start = resume.prepare(
+        resume_dir, resume.fingerprint(s.to_dict(), world), main, saving=s.save_steps > 0
+    )
+    if start is not None and main:
+        print(f"resuming from {start}", flush=True)
+    extras = _joint_extras(model, s) if s.method == "joint" else {}
+    extras["callbacks"] = [*extras.get("callbacks", []), resume.CompletionMarker()]
     with tempfile.TemporaryDirectory(prefix="steering-trainer-") as tmp:
         trainer = SteeringTrainer(
             model=model,
-            args=training_arguments(s, tmp, epochs),
+            args=training_arguments(s, str(resume_dir) if s.save_steps else tmp, epochs),
             train_dataset=features,
             data_collator=Collator(tokenizer.pad_token_id),
-            **(_joint_extras(model, s) if s.method == "joint" else {}),
+            **extras,
         )
-        result = trainer.train()
+        result = trainer.train(resume_from_checkpoint=str(start) if start else None)
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    if not trainer.is_world_process_zero():  # DDP: the main process saves and evaluates
+        return {"main_process": False, "optimizer_steps": trainer.state.global_step}
 
     if s.method == "steering":
         model.save_pretrained(ckpt_dir)
@@ -293,10 +330,14 @@ def train(s: TrainSettings) -> dict[str, Any]:
         "loss_history": losses,
         "train_runtime_s": result.metrics.get("train_runtime"),
         "checkpoint": str(ckpt_dir),
+        "resumed_from_step": resume.step(start) if start else None,
+        "world_size": world,
+        "main_process": True,
     }
     write_json(ckpt_dir / "training.json", summary)
     log_path = Path(s.train_log) if s.train_log else ckpt_dir / "train_log.jsonl"
     write_text(log_path, "".join(json.dumps(h) + "\n" for h in trainer.state.log_history))
+    resume.finish(resume_dir, s.keep_checkpoints)
     if s.do_eval:
         from steering.evaluation import evaluate_splits, provenance
 
