@@ -12,7 +12,7 @@ import sys
 
 from steering.adapters import ACTIVATIONS
 from steering.cli import run
-from steering.loader import DTYPES
+from steering.loader import DEVICE_MAPS, DTYPES
 from steering.tasks import TASKS
 
 
@@ -49,6 +49,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--eval-batch-size", type=int, default=16)
     p.add_argument("--dtype", default="float32", choices=list(DTYPES))
     p.add_argument("--device", help="cuda, cpu, ... (default: CUDA if present)")
+    p.add_argument(
+        "--device-map",
+        choices=list(DEVICE_MAPS),
+        help="spread a large model over all visible GPUs (accelerate), instead of --device",
+    )
     p.add_argument("--seed", type=int, default=42, help="recorded in the provenance")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
@@ -77,6 +82,7 @@ def main() -> None:
             eval_batch_size=a.eval_batch_size,
             dtype=a.dtype,
             device=a.device,
+            device_map=a.device_map,
             seed=a.seed,
             progress=not a.no_progress,
         )

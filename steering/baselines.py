@@ -78,7 +78,9 @@ def is_checkpoint(path: str | Path) -> bool:
     return (Path(path) / METHOD_FILE).is_file()
 
 
-def load(base: nn.Module | None, path: str | Path, model_name: str, dtype, device) -> nn.Module:
+def load(
+    base: nn.Module | None, path: str | Path, dtype, device, device_map: str | None = None
+) -> nn.Module:
     """The evaluated model of a baseline checkpoint: LoRA on ``base``, or the saved full model."""
     path = Path(path)
     info = json.loads((path / METHOD_FILE).read_text(encoding="utf-8"))
@@ -92,7 +94,7 @@ def load(base: nn.Module | None, path: str | Path, model_name: str, dtype, devic
     if method == "full":
         from steering.loader import load_base_model
 
-        return load_base_model(str(path / "model"), dtype, device)
+        return load_base_model(str(path / "model"), dtype, device, device_map)
     if method == "reft":
         from steering.reft import ReftModel
 

@@ -31,6 +31,16 @@ def _eos_ids(model, eos_token_id) -> list[int]:
 
 
 @torch.inference_mode()
+def input_device(model) -> torch.device:
+    """Where token ids go: the input embedding's device (a device_map model's first GPU)."""
+    inner = model
+    while not hasattr(inner, "get_input_embeddings") and hasattr(inner, "base_model"):
+        inner = inner.base_model  # our wrappers (SteeredModel, ReftModel) around the HF model
+    if hasattr(inner, "get_input_embeddings"):
+        return inner.get_input_embeddings().weight.device
+    return next(model.parameters()).device
+
+
 def greedy_generate(
     model,
     prompts: list[list[int]],
@@ -44,7 +54,7 @@ def greedy_generate(
     """Greedy continuations of token-id ``prompts`` (each a list of ids, no padding)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    device = next(model.parameters()).device
+    device = input_device(model)
     eos = _eos_ids(model, eos_token_id)
     config = GenerationConfig(
         max_new_tokens=max_new_tokens,

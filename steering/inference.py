@@ -44,6 +44,7 @@ class InferenceSettings:
     eval_batch_size: int = 16
     dtype: str = "float32"
     device: str | None = None
+    device_map: str | None = None  # "auto": spread the model over the visible GPUs
     seed: int = 42
     progress: bool = True
 
@@ -133,12 +134,12 @@ def run_inference(s: InferenceSettings) -> list[dict[str, Any]]:
     if s.ckpt_path is not None and baselines.is_checkpoint(s.ckpt_path):  # LoRA / full
         info = json.loads((Path(s.ckpt_path) / baselines.METHOD_FILE).read_text())
         full = info.get("method") == "full"  # a whole saved model: no base to load first
-        base = None if full else load_base_model(s.model_name, s.dtype, s.device)
-        model = baselines.load(base, s.ckpt_path, s.model_name, s.dtype, s.device)
+        base = None if full else load_base_model(s.model_name, s.dtype, s.device, s.device_map)
+        model = baselines.load(base, s.ckpt_path, s.dtype, s.device, s.device_map)
         base = base if base is not None else model
         settings["method"] = info
     else:
-        base = load_base_model(s.model_name, s.dtype, s.device)
+        base = load_base_model(s.model_name, s.dtype, s.device, s.device_map)
         steered = load_steered(s, base)
         model = steered if steered is not None else base
         settings["steering"] = steered.steering_config.to_dict() if steered is not None else None

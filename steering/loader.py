@@ -21,9 +21,13 @@ class ModelNotFound(ValueError):
 
 
 def pick_device(device: str | None = None) -> torch.device:
+    """``device``, else CUDA when present (under torchrun: this process's GPU), else CPU."""
     if device:
         return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    local_rank = os.environ.get("LOCAL_RANK")
+    return torch.device(f"cuda:{local_rank}" if local_rank is not None else "cuda")
 
 
 def model_short_name(model_name: str) -> str:
@@ -49,14 +53,29 @@ def load_tokenizer(model_name: str):
     return ensure_pad_token(tokenizer)
 
 
-def load_base_model(model_name: str, dtype: str = "float32", device: str | None = None):
-    """The frozen-to-be base model in eval mode on ``device``; Gemma with eager attention."""
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def load_base_model(
+    model_name: str,
+    dtype: str = "float32",
+    device: str | None = None,
+    device_map: str | None = None,
+):
+    """The frozen-to-be base model in eval mode on ``device``; Gemma with eager attention.
+
+    ``device_map`` ("auto", ...) instead spreads the layers over all visible GPUs (then CPU)
+    with accelerate, for models larger than one GPU; adapters follow their layers' devices."""
     from transformers import AutoModelForCausalLM
 
     from steering.architectures import ARCHITECTURES
 
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {list(DTYPES)}")
+    if device_map is not None and device_map not in DEVICE_MAPS:
+        raise ValueError(f"unknown --device-map {device_map!r}; choose one of {list(DEVICE_MAPS)}")
+    if device_map is not None and device is not None:
+        raise ValueError("give --device or --device-map, not both")
     try:
         model_type = _model_type(model_name)
     except (OSError, ValueError) as e:
@@ -65,6 +84,10 @@ def load_base_model(model_name: str, dtype: str = "float32", device: str | None 
     arch = ARCHITECTURES.get(model_type)
     if arch is not None and arch.gemma:
         kwargs["attn_implementation"] = "eager"
+    if device_map is not None:
+        return AutoModelForCausalLM.from_pretrained(
+            model_name, device_map=device_map, **kwargs
+        ).eval()
     model = AutoModelForCausalLM.from_pretrained(model_name, **kwargs)
     return model.to(pick_device(device)).eval()
 

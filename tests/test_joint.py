@@ -132,9 +132,7 @@ def test_joint_checkpoint_round_trip(tmp_path, input_ids):
     model.steered.save_pretrained(tmp_path)
     baselines.save(model.lora, "joint", tmp_path, {"lora_rank": 4})
     assert (tmp_path / "lora" / "adapter_config.json").is_file()
-    loaded = baselines.load(
-        tiny_model("llama", num_layers=2, seed=1), tmp_path, "x", "float32", "cpu"
-    )
+    loaded = baselines.load(tiny_model("llama", num_layers=2, seed=1), tmp_path, "float32", "cpu")
     with torch.no_grad():
         torch.testing.assert_close(loaded(input_ids=input_ids).logits, expected, rtol=0, atol=1e-6)
 

@@ -1,0 +1,96 @@
+"""Several processes for one run: scripts/train.py under torchrun (HF Trainer's DDP, gloo on
+CPU) with 2 processes x batch 4 ends with the adapter of one process x batch 8 (the same
+effective batch), and only the main process writes. Evaluation with device_map="auto" gives
+the outputs of the plain single-device load."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from steering.inference import InferenceSettings, run_inference
+from steering.tasks import get_task
+from steering.tasks.files import write_prepared
+from steering.tiny import save_tiny_model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ddp")
+    save_tiny_model(d / "m", "llama", hidden_size=32, num_layers=2)
+    for name in ("BoolQ", "GSM8K"):
+        task = get_task(name)
+        write_prepared(task, task.make_splits(task.synthetic(scale=0.05)), d / name, {"k": "s"})
+    return d
+
+
+def _train(ws: Path, out: str, bs: int, launcher: list[str]) -> subprocess.CompletedProcess:
+    args = [
+        str(ROOT / "scripts" / "train.py"),
+        *("--model-name", str(ws / "m"), "--dataset-name", "GSM8K"),
+        *("--data-dir", str(ws / "GSM8K"), "--max-train-samples", "64"),
+        *("--bs", str(bs), "--lr", "0.01", "--seed", "4", "--epochs", "2"),
+        *("--output-dir", str(ws / out), "--no-progress"),
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([*launcher, *args], env=env, capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_two_ddp_processes_train_the_adapter_of_one_process_with_the_same_batch(ws):
+    single = _train(ws, "single", 8, [sys.executable])
+    assert single.returncode == 0, single.stderr[-3000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    ddp = _train(ws, "ddp", 4, [*torchrun, "--nproc-per-node", "2"])
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+
+    a = load_file(ws / "single" / "adapter.safetensors")
+    b = load_file(ws / "ddp" / "adapter.safetensors")
+    assert a.keys() == b.keys()
+    assert max(a[k].abs().max().item() for k in a) > 1e-3  # it trained
+    for k in a:  # same examples per optimizer step; only the reduction order differs
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-5, msg=k)
+    summary = json.loads((ws / "ddp" / "training.json").read_text())
+    assert summary["world_size"] == 2
+    single_summary = json.loads((ws / "single" / "training.json").read_text())
+    assert summary["optimizer_steps"] == single_summary["optimizer_steps"] == 8
+    # the main process reports once; the other one stays quiet
+    assert ddp.stdout.count("saved ") == 1
+    assert ddp.stdout.count("trainable params") == 1
+
+
+def test_device_map_auto_evaluation_matches_the_single_device_load(ws):
+    def run(name, **kw):
+        (result,) = run_inference(
+            InferenceSettings(
+                model_name=str(ws / "m"),
+                dataset_name="BoolQ",
+                data_dir=str(ws / "BoolQ"),
+                output_dir=str(ws / name),
+                max_eval_samples=8,
+                progress=False,
+                **kw,
+            )
+        )
+        return result, [json.loads(line) for line in (ws / name / "test.json").open()]
+
+    plain, plain_records = run("plain", device="cpu")
+    spread, spread_records = run("spread", device_map="auto")
+    assert [r["output"] for r in spread_records] == [r["output"] for r in plain_records]
+    assert spread["accuracy"] == plain["accuracy"]
+
+
+def test_device_and_device_map_together_are_refused(ws):
+    from steering.loader import load_base_model
+
+    with pytest.raises(ValueError, match="not both"):
+        load_base_model(str(ws / "m"), device="cpu", device_map="auto")
+    with pytest.raises(ValueError, match="choose one of"):
+        load_base_model(str(ws / "m"), device_map="everywhere")
