@@ -1,5 +1,6 @@
 # Evaluation: a checkpoint (or the untrained base model for `method: base` variants) x the
-# configured splits -> {split}.json records and {split}.metrics.json.
+# configured splits -> {split}.json records and {split}.metrics.json. `gpus_per_eval` > 1
+# spreads the model over that many GPUs (device_map="auto").
 
 
 rule evaluate:
@@ -17,7 +18,7 @@ rule evaluate:
     params:
         args=lambda w: pipeline.eval_args(config, w.model, w.dataset, w.variant, w.seed),
     resources:
-        gpu=1,
+        gpu=lambda w: pipeline.eval_gpus(config, w.model),
         mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb", 16000),
         runtime=RESOURCES.get("evaluate", {}).get("runtime", 120),
     conda:

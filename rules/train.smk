@@ -1,5 +1,8 @@
 # Training: one (model, dataset, variant, seed) -> its checkpoint directory (steering adapter,
-# or a LoRA / full fine-tuning baseline) and training log.
+# or a LoRA / full fine-tuning baseline) and training log. `gpus_per_train` > 1 launches one
+# DDP process per GPU (torchrun) and asks the scheduler for that many GPUs. Checkpoints every
+# `save_steps` go to the run's resume/ directory (not an output, so it survives a failed
+# attempt); a rerun or retry resumes from the last one.
 
 
 rule train:
@@ -12,10 +15,11 @@ rule train:
     wildcard_constraints:
         variant=pipeline.wildcard_pattern(TRAINED_VARIANTS),
     params:
+        launch=lambda w: pipeline.train_launcher(config, w.model),
         script=lambda w: pipeline.train_script(config, w.variant),
         args=lambda w: pipeline.train_args(config, w.model, w.dataset, w.variant, w.seed),
     resources:
-        gpu=1,
+        gpu=lambda w: pipeline.train_gpus(config, w.model),
         mem_mb=RESOURCES.get("train", {}).get("mem_mb", 16000),
         runtime=RESOURCES.get("train", {}).get("runtime", 240),
     conda:
@@ -25,4 +29,4 @@ rule train:
     benchmark:
         "results/benchmarks/train/{model}/{dataset}/{variant}/seed{seed}.tsv"
     shell:
-        "python {params.script} {params.args} > {log:q} 2>&1"
+        "{params.launch} {params.script} {params.args} > {log:q} 2>&1"

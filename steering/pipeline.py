@@ -74,6 +74,34 @@ def model_name(config: dict, model: str) -> str:
     return tiny_model_dir(model) if "tiny" in entry else entry["name"]
 
 
+def _model_setting(config: dict, model: str, key: str, default: Any) -> Any:
+    """A per-model setting, else the ``training`` section's, else the default."""
+    value = config["models"][model].get(key)
+    return value if value is not None else config.get("training", {}).get(key, default)
+
+
+def train_gpus(config: dict, model: str) -> int:
+    """GPUs one training job of ``model`` uses (``gpus_per_train``; DDP when above 1)."""
+    return int(_model_setting(config, model, "gpus_per_train", 1))
+
+
+def eval_gpus(config: dict, model: str) -> int:
+    """GPUs one evaluation job of ``model`` spreads the model over (``gpus_per_eval``)."""
+    return int(_model_setting(config, model, "gpus_per_eval", 1))
+
+
+def train_launcher(config: dict, model: str) -> str:
+    """``python``, or torchrun with one process per GPU when ``gpus_per_train`` > 1.
+
+    ``--standalone`` because a job's GPUs are on one node (the train rule asks Slurm for them
+    as one allocation); the rendezvous then needs no address or port from us.
+    """
+    n = train_gpus(config, model)
+    if n == 1:
+        return "python"
+    return f"python -m torch.distributed.run --standalone --nproc-per-node {n}"
+
+
 def _settings(config: dict, dataset: str, variant: str) -> dict[str, Any]:
     """Training settings: config ``training``, then the dataset's, then the variant's."""
     merged = dict(config.get("training", {}))
@@ -93,6 +121,7 @@ TRAINING_KEYS = (
     "max_train_samples",
     "max_eval_samples",
     "device",
+    "save_steps",
 )
 
 
@@ -141,6 +170,8 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
         f"{run}/train_log.jsonl",
     ]
     args += _flags(s, ("lr", "warmup_ratio", "weight_decay", "epochs", "bs", "max_train_samples"))
+    # Interrupted jobs resume from here: not an output, so Snakemake keeps it after a failure.
+    args += ["--resume-dir", f"{run}/resume", "--save-steps", str(s.get("save_steps", 100))]
     method = v.get("method", "steering")
     if method in ("lora", "full", "reft"):
         args += ["--method", method]
@@ -179,6 +210,8 @@ def eval_args(config: dict, model: str, dataset: str, variant: str, seed: int | 
     if is_trained(config, variant):
         args += ["--ckpt-path", f"{run}/checkpoint"]
     args += _flags(s, ("eval_batch_size", "max_eval_samples"))
+    if eval_gpus(config, model) > 1 or config["models"][model].get("device_map"):
+        args += ["--device-map", config["models"][model].get("device_map") or "auto"]
     args += ["--split", *config["splits"], "--output-dir", run, "--seed", str(seed)]
     return shlex.join(args)
 

@@ -5,8 +5,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -207,3 +209,75 @@ def test_schema_violation_stops_before_any_job(tmp_path, edit, named):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "ValidationError" in out and named in out
     assert not (work / "results").exists()
+
+
+def _workers(work: Path) -> list[int]:
+    """Pids of the training processes running in ``work`` (torchrun's workers, not its agent)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            if os.readlink(proc / "cwd") != str(work):
+                continue
+        except (OSError, ValueError):
+            continue
+        if b"scripts/train.py" in cmd and b"torch.distributed.run" not in cmd:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_a_ddp_training_job_killed_mid_run_is_retried_and_resumes(tmp_path):
+    """gpus_per_train: 2 runs the train rule under torchrun; a worker killed mid-run (as by a
+    preemption) fails the attempt, Snakemake deletes its outputs but not the resume
+    directory, and the retry resumes from the last checkpoint."""
+    work = workdir(tmp_path).resolve()
+    config = {
+        "models": {"tiny": {"tiny": {"hidden_size": 64, "layers": 4}}},
+        "datasets": {"BoolQ": {"source": "synthetic", "synthetic_scale": 0.1}},
+        "variants": {"silu": {}},
+        "seeds": [0],
+        "training": {
+            "lr": 0.01,
+            "bs": 1,
+            "max_train_samples": 200,  # 200 / (2 processes x 1 x accumulation 2) = 50 steps
+            "save_steps": 5,
+            "gpus_per_train": 2,
+        },
+    }
+    (work / "ddp.yaml").write_text(yaml.safe_dump(config))
+    run = work / "results/runs/tiny/BoolQ/silu/seed0"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    args = ["--configfile", "ddp.yaml", "--cores", "2", "--resources", "gpu=2", "--retries", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", *args, str(run.relative_to(work) / "checkpoint")],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    from steering import resume
+
+    deadline = time.monotonic() + 300
+    while not (run / "resume").is_dir() or resume.last_checkpoint(run / "resume") is None:
+        assert proc.poll() is None, proc.stdout.read()[-4000:]
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    workers = _workers(work)
+    assert len(workers) == 2, workers
+    os.kill(workers[0], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-4000:]
+    assert "Trying to restart job" in out, out[-4000:]  # the first attempt failed
+    training = json.loads((run / "checkpoint/training.json").read_text())
+    assert training["world_size"] == 2 and training["optimizer_steps"] == 50
+    assert training["resumed_from_step"] and training["resumed_from_step"] >= 5
+    log = (work / "results/logs/train/tiny/BoolQ/silu/seed0.log").read_text()
+    assert "resuming from results/runs/tiny/BoolQ/silu/seed0/resume/checkpoint-" in log
+    assert not (run / "resume").exists()  # finished: the resume state is gone

@@ -198,3 +198,34 @@ def test_pipeline_module_imports_no_torch():
     code = "import sys, steering.pipeline, steering.results; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_gpus_per_job_set_the_launcher_the_request_and_the_device_map():
+    assert pipeline.train_launcher(CONFIG, "m") == "python"
+    assert (pipeline.train_gpus(CONFIG, "m"), pipeline.eval_gpus(CONFIG, "m")) == (1, 1)
+    assert "--device-map" not in pipeline.eval_args(CONFIG, "m", "BoolQ", "silu", 0)
+    config = json.loads(json.dumps(CONFIG))
+    config["training"].update(gpus_per_train=2, gpus_per_eval=1)
+    config["models"]["hub"].update(gpus_per_train=4, gpus_per_eval=2)  # the model's own wins
+    assert pipeline.train_gpus(config, "m") == 2 and pipeline.train_gpus(config, "hub") == 4
+    launcher = shlex.split(pipeline.train_launcher(config, "hub"))
+    assert launcher == [
+        *("python", "-m", "torch.distributed.run", "--standalone"),
+        *("--nproc-per-node", "4"),
+    ]
+    hub_eval = shlex.split(pipeline.eval_args(config, "hub", "BoolQ", "silu", 0))
+    assert hub_eval[hub_eval.index("--device-map") + 1] == "auto"
+    assert "--device-map" not in pipeline.eval_args(config, "m", "BoolQ", "silu", 0)
+    config["models"]["m"]["device_map"] = "sequential"  # asked for explicitly, on one GPU
+    m_eval = shlex.split(pipeline.eval_args(config, "m", "BoolQ", "silu", 0))
+    assert m_eval[m_eval.index("--device-map") + 1] == "sequential"
+
+
+def test_training_resumes_from_the_run_directory_not_an_output():
+    args = shlex.split(pipeline.train_args(CONFIG, "m", "BoolQ", "silu", 1))
+    assert args[args.index("--resume-dir") + 1] == "results/runs/m/BoolQ/silu/seed1/resume"
+    assert args[args.index("--save-steps") + 1] == "100"  # the schema's default
+    config = json.loads(json.dumps(CONFIG))
+    config["training"]["save_steps"] = 0
+    args = shlex.split(pipeline.train_args(config, "m", "BoolQ", "silu", 1))
+    assert args[args.index("--save-steps") + 1] == "0"
