@@ -44,7 +44,9 @@ def load_prefixed(
     ours = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
     foreign = [k for k in state_dict if not k.startswith(prefix)]
     if strict and foreign:
-        raise RuntimeError(f"unexpected keys outside {prefix!r} in state dict: {foreign[:5]}")
+        raise RuntimeError(
+            f"unexpected non-adapter keys (outside {prefix!r}) in state dict: {foreign[:5]}"
+        )
     result = module.load_state_dict(ours, strict=strict, assign=assign)
     return _IncompatibleKeys(
         [prefix + k for k in result.missing_keys],
