@@ -66,24 +66,26 @@ def test_two_ddp_processes_train_the_adapter_of_one_process_with_the_same_batch(
     assert ddp.stdout.count("trainable params") == 1
 
 
-def test_device_map_auto_evaluation_matches_the_single_device_load(ws):
-    def run(name, **kw):
-        (result,) = run_inference(
-            InferenceSettings(
-                model_name=str(ws / "m"),
-                dataset_name="BoolQ",
-                data_dir=str(ws / "BoolQ"),
-                output_dir=str(ws / name),
-                max_eval_samples=8,
-                progress=False,
-                **kw,
-            )
+def _evaluate(ws: Path, name: str, **kw) -> tuple[dict, list[str]]:
+    """The base model on 8 BoolQ test rows: the metrics and the generated outputs."""
+    (result,) = run_inference(
+        InferenceSettings(
+            model_name=str(ws / "m"),
+            dataset_name="BoolQ",
+            data_dir=str(ws / "BoolQ"),
+            output_dir=str(ws / name),
+            max_eval_samples=8,
+            progress=False,
+            **kw,
         )
-        return result, [json.loads(line) for line in (ws / name / "test.json").open()]
+    )
+    return result, [json.loads(line)["output"] for line in (ws / name / "test.json").open()]
 
-    plain, plain_records = run("plain", device="cpu")
-    spread, spread_records = run("spread", device_map="auto")
-    assert [r["output"] for r in spread_records] == [r["output"] for r in plain_records]
+
+def test_device_map_auto_evaluation_matches_the_single_device_load(ws):
+    plain, plain_outputs = _evaluate(ws, "plain", device="cpu")
+    spread, spread_outputs = _evaluate(ws, "spread", device_map="auto")
+    assert spread_outputs == plain_outputs
     assert spread["accuracy"] == plain["accuracy"]
 
 
@@ -94,3 +96,10 @@ def test_device_and_device_map_together_are_refused(ws):
         load_base_model(str(ws / "m"), device="cpu", device_map="auto")
     with pytest.raises(ValueError, match="choose one of"):
         load_base_model(str(ws / "m"), device_map="everywhere")
+
+
+@pytest.mark.gpu
+def test_device_map_auto_on_cuda_matches_the_single_gpu_load(ws):
+    _, spread = _evaluate(ws, "cuda-map", device_map="auto")
+    _, single = _evaluate(ws, "cuda-one", device="cuda")
+    assert spread == single
