@@ -1,6 +1,7 @@
 # The reproduction pipeline, as a table of contents.
 # config -> schema (defaults filled, bad keys stop the run) -> data, models -> train -> evaluate
-# -> aggregate. Every job is a `python scripts/...` command with quoted arguments.
+# -> aggregate. Every job is a `python scripts/...` command with quoted arguments (GPU jobs
+# under steering.gpu_lease, which gives each its own GPUs on a local multi-GPU machine).
 from snakemake.utils import min_version, validate
 
 min_version("9.0")

@@ -28,4 +28,5 @@ rule evaluate:
     benchmark:
         "results/benchmarks/evaluate/{model}/{dataset}/{variant}/seed{seed}.tsv"
     shell:
-        "python scripts/inference.py {params.args} > {log:q} 2>&1"
+        "python -m steering.gpu_lease {resources.gpu} --"
+        " python scripts/inference.py {params.args} > {log:q} 2>&1"

@@ -2,7 +2,8 @@
 # or a LoRA / full fine-tuning baseline) and training log. `gpus_per_train` > 1 launches one
 # DDP process per GPU (torchrun) and asks the scheduler for that many GPUs. Checkpoints every
 # `save_steps` go to the run's resume/ directory (not an output, so it survives a failed
-# attempt); a rerun or retry resumes from the last one.
+# attempt); a rerun or retry resumes from the last one. gpu_lease gives the job GPUs of its own
+# (CUDA_VISIBLE_DEVICES) on a local multi-GPU machine; under Slurm, Slurm has chosen them.
 
 
 rule train:
@@ -29,4 +30,5 @@ rule train:
     benchmark:
         "results/benchmarks/train/{model}/{dataset}/{variant}/seed{seed}.tsv"
     shell:
-        "{params.launch} {params.script} {params.args} > {log:q} 2>&1"
+        "python -m steering.gpu_lease {resources.gpu} --"
+        " {params.launch} {params.script} {params.args} > {log:q} 2>&1"

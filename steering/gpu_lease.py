@@ -1,0 +1,106 @@
+"""GPU leases for local runs: each job gets GPUs of its own, by CUDA_VISIBLE_DEVICES.
+
+Snakemake's ``--resources gpu=N`` bounds how many GPUs the running jobs ask for in total, but
+does not say which GPUs a job gets: without this every job would use GPU 0. The train and
+evaluate rules therefore run
+
+    python -m steering.gpu_lease <n> -- <command ...>
+
+which takes ``n`` free GPUs (an exclusive ``flock`` on one lock file per GPU, released by the
+kernel when the process ends, however it ends), runs the command with
+``CUDA_VISIBLE_DEVICES`` set to them, and exits with its exit code. Where the GPUs are already
+chosen (``CUDA_VISIBLE_DEVICES`` set, e.g. by Slurm) or there are none (no ``nvidia-smi``),
+the command runs unchanged. Imports no torch: it must not touch CUDA before choosing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+POLL_S = 1.0
+
+
+def lock_dir() -> Path:
+    """Shared by every job of this user on this machine (``STEERING_GPU_LOCKS`` overrides)."""
+    default = Path(tempfile.gettempdir()) / f"steering-gpu-locks-{os.getuid()}"
+    return Path(os.environ.get("STEERING_GPU_LOCKS", default))
+
+
+def visible_gpus() -> int:
+    """How many GPUs ``nvidia-smi -L`` lists (0 without it)."""
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    proc = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+    return sum(line.startswith("GPU ") for line in proc.stdout.splitlines())
+
+
+def try_acquire(n: int, total: int, where: Path) -> tuple[list[int], list[IO]] | None:
+    """Lock ``n`` of GPUs 0..total-1 that no other lease holds; None if fewer are free."""
+    where.mkdir(parents=True, exist_ok=True)
+    ids, files = [], []
+    for gpu in range(total):
+        f = open(where / f"gpu{gpu}.lock", "a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            continue
+        ids.append(gpu)
+        files.append(f)
+        if len(ids) == n:
+            return ids, files
+    for f in files:
+        f.close()  # closing releases the lock
+    return None
+
+
+def acquire(n: int, total: int, where: Path, poll_s: float = POLL_S) -> tuple[list[int], list]:
+    """Wait until ``n`` GPUs are free (another workflow may hold some), then lock them."""
+    if n > total:
+        raise ValueError(f"a job asks for {n} GPUs but this machine has {total}")
+    waited = False
+    while (got := try_acquire(n, total, where)) is None:
+        if not waited:
+            print(f"gpu_lease: waiting for {n} free GPU(s) of {total}", file=sys.stderr)
+            waited = True
+        time.sleep(poll_s)
+    return got
+
+
+def run(n: int, command: list[str]) -> int:
+    """Run ``command`` on ``n`` leased GPUs (or as is, see the module docstring)."""
+    total = visible_gpus()
+    if n < 1 or total == 0 or os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+        os.execvp(command[0], command)  # nothing to choose: become the command
+    ids, files = acquire(n, total, lock_dir())
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(map(str, ids))}
+    child = subprocess.Popen(command, env=env)
+    # Snakemake stops jobs with SIGTERM/SIGINT: pass them on and wait for the child's exit.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda s, _frame: child.send_signal(s))
+    try:
+        rc = child.wait()
+        return 128 - rc if rc < 0 else rc  # killed by a signal: the shell's convention
+    finally:
+        for f in files:
+            f.close()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 3 or argv[1] != "--" or not argv[0].isdigit():
+        print("usage: python -m steering.gpu_lease <n gpus> -- <command ...>", file=sys.stderr)
+        return 2
+    return run(int(argv[0]), argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
