@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from steering.adapters import ACTIVATIONS
-from steering.cli import add_checkpointing_flags, checkpointing_settings, report_training, run
+from steering.cli import add_checkpointing_flags, report_training, run, shared_train_settings
 from steering.config import SteeringConfig
 from steering.loader import DTYPES
 from steering.tasks import TASKS
@@ -91,33 +91,15 @@ def main() -> None:
         positions="last" if a.intervene_last else "all",
     )
     settings = TrainSettings(
-        model_name=a.model_name,
-        dataset_name=a.dataset_name,
         steering=steering,
         method=a.method,
         lora_rank=a.lora_rank,
         reft_rank=a.reft_rank,
         reft_first_n=a.reft_first_n,
         reft_last_n=a.reft_last_n,
-        lr=a.lr,
-        warmup_ratio=a.warmup_ratio,
-        weight_decay=a.weight_decay,
-        epochs=a.epochs,
-        bs=a.bs,
-        seed=a.seed,
         do_eval=a.do_eval,
         test_only=a.test_only,
-        output_dir=a.output_dir,
-        train_log=a.train_log,
-        data_dir=a.data_dir,
-        max_train_samples=a.max_train_samples,
-        max_eval_samples=a.max_eval_samples,
-        dtype=a.dtype,
-        eval_batch_size=a.eval_batch_size,
-        wandb=a.wandb,
-        device=a.device,
-        progress=not a.no_progress,
-        **checkpointing_settings(a),
+        **shared_train_settings(a),
     )
     report_training(train(settings))
 

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from steering.adapters import ACTIVATIONS
-from steering.cli import add_checkpointing_flags, checkpointing_settings, report_training, run
+from steering.cli import add_checkpointing_flags, report_training, run, shared_train_settings
 from steering.config import SteeringConfig
 from steering.loader import DTYPES
 from steering.tasks import TASKS
@@ -81,35 +81,17 @@ def main() -> None:
     )
     summary = train(
         TrainSettings(
-            model_name=a.model_name,
-            dataset_name=a.dataset_name,
             steering=steering,
             method="joint",
             lora_rank=a.lora_rank,
-            lr=a.lr,
             lora_lr=a.lora_lr,
             adapter_lr=a.adapter_lr,
-            warmup_ratio=a.warmup_ratio,
             scheduler=a.scheduler,
-            weight_decay=a.weight_decay,
-            epochs=a.epochs,
-            bs=a.bs,
             orthogonal_freq=a.orthogonal_freq,
             orthogonal_side=a.orthogonal_side,
             do_eval=not a.no_eval,
             test_only=a.test_only and not a.no_eval,
-            seed=a.seed,
-            output_dir=a.output_dir,
-            train_log=a.train_log,
-            data_dir=a.data_dir,
-            max_train_samples=a.max_train_samples,
-            max_eval_samples=a.max_eval_samples,
-            dtype=a.dtype,
-            eval_batch_size=a.eval_batch_size,
-            device=a.device,
-            wandb=a.wandb,
-            progress=not a.no_progress,
-            **checkpointing_settings(a),
+            **shared_train_settings(a),
         )
     )
     report_training(summary)

@@ -58,12 +58,34 @@ def add_checkpointing_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def checkpointing_settings(a: argparse.Namespace) -> dict:
-    return {
-        "save_steps": a.save_steps,
-        "resume_dir": a.resume_dir,
-        "keep_checkpoints": a.keep_checkpoints,
-    }
+# TrainSettings fields that both training scripts take from flags of the same name.
+SHARED_TRAIN_FLAGS = (
+    "model_name",
+    "dataset_name",
+    "lr",
+    "warmup_ratio",
+    "weight_decay",
+    "epochs",
+    "bs",
+    "seed",
+    "output_dir",
+    "train_log",
+    "data_dir",
+    "max_train_samples",
+    "max_eval_samples",
+    "dtype",
+    "eval_batch_size",
+    "wandb",
+    "device",
+    "save_steps",
+    "resume_dir",
+    "keep_checkpoints",
+)
+
+
+def shared_train_settings(a: argparse.Namespace) -> dict:
+    """The TrainSettings keyword arguments common to scripts/train.py and train_joint.py."""
+    return {name: getattr(a, name) for name in SHARED_TRAIN_FLAGS} | {"progress": not a.no_progress}
 
 
 def report_training(s: dict) -> None:

@@ -119,6 +119,9 @@ def test_end_to_end_tables_match_the_run_metrics(finished):
         assert any((work / "results/benchmarks" / rule).rglob("*.tsv")), rule
 
 
+TWO_RUNS = {"train": 2, "evaluate": 2, "aggregate": 1, "all": 1, "total": 6}  # two runs redone
+
+
 @pytest.mark.slow
 def test_rerun_does_nothing_and_a_new_variant_schedules_only_its_jobs(finished):
     work = finished
@@ -129,26 +132,14 @@ def test_rerun_does_nothing_and_a_new_variant_schedules_only_its_jobs(finished):
     (work / "more.yaml").write_text(yaml.safe_dump(config))
     dry = snakemake(work, "--configfile", "more.yaml", "-n")
     assert dry.returncode == 0, dry.stderr[-2000:]
-    assert job_counts(dry.stdout) == {
-        "train": 2,
-        "evaluate": 2,
-        "aggregate": 1,
-        "all": 1,
-        "total": 6,
-    }
+    assert job_counts(dry.stdout) == TWO_RUNS
     # editing one dataset's training settings reruns that dataset's trained runs only
     config = yaml.safe_load((work / "config/test.yaml").read_text())
     config["datasets"]["ListOps"]["lr"] = 0.001
     (work / "edited.yaml").write_text(yaml.safe_dump(config))
     dry = snakemake(work, "--configfile", "edited.yaml", "-n")
     assert dry.returncode == 0, dry.stderr[-2000:]
-    assert job_counts(dry.stdout) == {
-        "train": 2,
-        "evaluate": 2,
-        "aggregate": 1,
-        "all": 1,
-        "total": 6,
-    }
+    assert job_counts(dry.stdout) == TWO_RUNS
     assert "dataset=ListOps, variant=silu" in dry.stdout and "dataset=BoolQ" not in dry.stdout
 
 

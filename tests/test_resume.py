@@ -87,17 +87,17 @@ def test_resuming_from_a_kept_checkpoint_reproduces_the_run(ws, method):
     assert kept == [18, 24]  # the last two; the final step is saved too
     # step 18 is mid epoch 2: that epoch's order must not depend on the restart (mid epoch 1:
     # the kill test below)
-    for step in (18,):
-        out = f"{method}-b{step}"
-        shutil.copytree(ws / f"{method}-a.resume", ws / f"{out}.resume")
-        for other in (ws / f"{out}.resume").glob("checkpoint-*"):
-            if other.name != f"checkpoint-{step}":
-                shutil.rmtree(other)
-        resumed = train(_settings(ws, out, **kw))
-        assert resumed["resumed_from_step"] == step
-        assert resumed["optimizer_steps"] == 24
-        _assert_same(_weights(ws / f"{method}-a"), _weights(ws / out))
-        assert not (ws / f"{out}.resume").exists()  # done: the resume state is dropped
+    step = 18
+    out = f"{method}-b{step}"
+    shutil.copytree(ws / f"{method}-a.resume", ws / f"{out}.resume")
+    for other in (ws / f"{out}.resume").glob("checkpoint-*"):
+        if other.name != f"checkpoint-{step}":
+            shutil.rmtree(other)
+    resumed = train(_settings(ws, out, **kw))
+    assert resumed["resumed_from_step"] == step
+    assert resumed["optimizer_steps"] == 24
+    _assert_same(_weights(ws / f"{method}-a"), _weights(ws / out))
+    assert not (ws / f"{out}.resume").exists()  # done: the resume state is dropped
 
 
 def test_a_run_keeps_its_last_two_complete_checkpoints_and_drops_them_at_the_end(ws):
