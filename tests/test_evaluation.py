@@ -61,6 +61,18 @@ def test_continuation_is_cut_at_eos(tokenizer):
     assert out.tokens == [[], []] and out.num_generated == 2  # one EOS each
 
 
+def test_generation_runs_in_inference_mode(tokenizer):
+    # inference_mode skips autograd's version counters: measurably faster than generate's
+    # own no_grad (benchmarks/README.md); a decorator moved off greedy_generate loses it.
+    base = tiny_model("llama", vocab_size=len(tokenizer))
+    seen = []
+    base.model.layers[0].register_forward_hook(
+        lambda *_: seen.append(torch.is_inference_mode_enabled())
+    )
+    greedy_generate(base, [tokenizer("a b").input_ids], 3, tokenizer.pad_token_id, progress=False)
+    assert seen and all(seen)
+
+
 def test_evaluate_records_and_metrics(tokenizer, tmp_path):
     task = get_task("ListOps")
     data = task.make_splits(task.synthetic(seed=0, scale=0.05))["test"].select(range(5))
