@@ -1,6 +1,7 @@
 # make run   - create/update the virtual environment, then run the project's main job
 # make test  - create/update the virtual environment, then lint and run the whole test suite
 # make lint  - ruff check + format check;  make lock - re-pin requirements.lock from .venv
+# make bench - every CPU benchmark row (benchmarks/run.sh cpu; GPU rows: bash benchmarks/run.sh gpu)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -13,7 +14,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv run test lint format lock clean
+.PHONY: venv run test bench lint format lock clean
 
 venv: $(STAMP)
 
@@ -36,6 +37,9 @@ run: venv
 
 test: venv lint
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+
+bench: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash benchmarks/run.sh cpu
 
 lint: venv
 	$(VENV)/bin/ruff check .

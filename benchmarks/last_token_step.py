@@ -4,26 +4,19 @@ step, at several sequence lengths; the packed and naive losses are checked to ag
 
     python benchmarks/last_token_step.py [--lengths 64 128 256 --batch 4 --hidden-size 64]
 
-Writes benchmarks/results/last_token_step.json. Targets: packed >= 30x faster than naive at
-S = 256, and at most 3x an all-token step.
+Targets: packed >= 30x faster than naive at S = 256, and at most 3x an all-token step.
+Writes benchmarks/results/last_token_step_<cpu|gpu>_tiny.json.
 """
 
 import argparse
-import json
-import os
-import sys
-import time
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import harness
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from steering import SteeredModel, SteeringConfig  # noqa: E402
-from steering.last_token import positions  # noqa: E402
-from steering.provenance import environment  # noqa: E402
-from steering.tiny import tiny_model  # noqa: E402
+from steering import SteeredModel, SteeringConfig
+from steering.last_token import positions
+from steering.tiny import tiny_model
 
 
 def naive_step(model, ids, mask, labels):
@@ -52,12 +45,6 @@ def packed_step(model, ids, mask, labels):
     return float(loss.detach())
 
 
-def timed(fn, *args):
-    start = time.perf_counter()
-    value = fn(*args)
-    return time.perf_counter() - start, value
-
-
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -66,9 +53,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--hidden-size", type=int, default=64)
     p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "last_token_step.json"))
+    harness.add_common_arguments(p, repeats=3)
     a = p.parse_args()
     torch.manual_seed(0)
     base = tiny_model("llama", hidden_size=a.hidden_size, num_layers=a.layers).to(a.device)
@@ -82,53 +67,46 @@ def main() -> None:
         mask = torch.ones_like(ids)
         labels = ids.clone()
         labels[:, : s // 4] = -100  # a prompt
-        best = {"packed": float("inf"), "naive": float("inf"), "all_token": float("inf")}
-        losses = {}
-        for _ in range(a.repeats):
-            for name in best:
+
+        def side(step, positions_, batch=(ids, mask, labels)):
+            def run():
                 last.zero_grad(set_to_none=True)
-                if name == "all_token":
-                    last.steering_config = SteeringConfig(positions="all")
-                    t, v = timed(packed_step, last, ids, mask, labels)
+                last.steering_config = SteeringConfig(positions=positions_)
+                try:
+                    return step(last, *batch)
+                finally:
                     last.steering_config = SteeringConfig(positions="last")
-                else:
-                    t, v = timed(
-                        packed_step if name == "packed" else naive_step, last, ids, mask, labels
-                    )
-                if a.device == "cuda":
-                    torch.cuda.synchronize()
-                best[name] = min(best[name], t)
-                losses[name] = v
-        assert abs(losses["packed"] - losses["naive"]) < 1e-4, losses
+
+            return run
+
+        best, losses = harness.interleaved_best(
+            {
+                "packed": side(packed_step, "last"),
+                "naive": side(naive_step, "last"),
+                "all_token": side(packed_step, "all"),
+            },
+            a.repeats,
+            a.device,
+        )
+        harness.cross_entropy_check(losses["packed"], losses["naive"], "packed vs naive", 1e-4)
         rows.append(
             {
                 "seq_len": s,
-                "packed_s": round(best["packed"], 4),
-                "naive_s": round(best["naive"], 4),
-                "all_token_s": round(best["all_token"], 4),
+                "packed_s": round(best["packed"], 6),
+                "naive_s": round(best["naive"], 6),
+                "all_token_s": round(best["all_token"], 6),
                 "speedup_vs_naive": round(best["naive"] / best["packed"], 1),
                 "cost_vs_all_token": round(best["packed"] / best["all_token"], 2),
                 "losses_agree": True,
             }
         )
-    result = {
-        "question": "last-token training step: packed vs naive per-position loop vs all-token",
-        "command": " ".join(["python", *sys.argv]),
-        "setting": {k: v for k, v in vars(a).items() if k != "out"},
-        "rows": rows,
-        **environment(),
-    }
-    print(
-        f"{'S':>5}{'packed s':>10}{'naive s':>10}{'all-token s':>13}{'vs naive':>10}{'vs all':>8}"
+    harness.print_table(rows, list(rows[0]))
+    harness.write_result(
+        harness.result_path(a.out, "last_token_step", a.device, "tiny"),
+        "last-token training step: packed vs naive per-position loop vs all-token",
+        {k: v for k, v in vars(a).items() if k != "out"},
+        rows,
     )
-    for r in rows:
-        print(
-            f"{r['seq_len']:>5}{r['packed_s']:>10}{r['naive_s']:>10}{r['all_token_s']:>13}"
-            f"{r['speedup_vs_naive']:>9}x{r['cost_vs_all_token']:>7}x"
-        )
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,77 @@
+"""Benchmark: a steering training step against a PEFT LoRA step on the same model and batch.
+
+    python benchmarks/lora_step.py [--shape llama-100m --dtype float32 --batch 4 --seq-len 256]
+    python benchmarks/lora_step.py --shape llama-3.2-1b --dtype bfloat16 --batch 8  # GPU
+
+Two copies of one random-weight Llama (built from its config) take the same batch, forward +
+backward of the LM loss, each as its method trains:
+- steering: rank-r SiLU adapter after every block (``SteeredModel``), adapter-only gradients;
+- LoRA: PEFT LoRA r (alpha = r, dropout 0) on the seven projections, as the baseline of the
+  paper's tables (``steering.baselines.add_lora``), LoRA-only gradients.
+Both start as exact no-ops (W_up = 0, LoRA B = 0), so the two losses must agree (checked).
+Target: steering's step time at most LoRA's.
+Writes benchmarks/results/lora_step_<cpu|gpu>_<shape>.json.
+"""
+
+import argparse
+import copy
+
+import harness
+
+from steering import SteeredModel, SteeringConfig
+from steering.baselines import add_lora, trainable_parameters
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--shape", default="llama-100m", choices=list(harness.SHAPES))
+    p.add_argument("--dtype", default="float32", choices=list(harness.DTYPES))
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--rank", type=int, default=8)
+    harness.add_common_arguments(p, repeats=5)
+    a = p.parse_args()
+
+    base = harness.build_model(a.shape, a.dtype, a.device)
+    lora = add_lora(copy.deepcopy(base), a.rank)
+    steered = SteeredModel(base, SteeringConfig(rank=a.rank))
+    ids, mask, labels = harness.random_batch(base.config.vocab_size, a.batch, a.seq_len, a.device)
+
+    def step(model):
+        def run():
+            harness.zero_grads(model)
+            return harness.lm_step(model, ids, mask, labels)
+
+        return run
+
+    best, losses = harness.interleaved_best(
+        {"steering": step(steered), "lora": step(lora)}, a.repeats, a.device
+    )
+    harness.cross_entropy_check(losses["steering"], losses["lora"], "steering vs LoRA")
+    ratio = best["steering"] / best["lora"]
+    row = {
+        "shape": a.shape,
+        "dtype": a.dtype,
+        "batch": f"{a.batch}x{a.seq_len}",
+        "steering_params": steered.num_trainable_parameters(),
+        "lora_params": trainable_parameters(lora),
+        "steering_s": round(best["steering"], 6),
+        "lora_s": round(best["lora"], 6),
+        "ratio": round(ratio, 3),
+    }
+    harness.print_table([row], list(row))
+    print(f"steering / LoRA = {ratio:.3f} (target <= 1)")
+    harness.write_result(
+        harness.result_path(a.out, "lora_step", a.device, a.shape),
+        "training step: post-block steering r=8 vs PEFT LoRA r=8 on the seven projections",
+        {k: v for k, v in vars(a).items() if k != "out"},
+        [row],
+        target=1.0,
+        met=ratio <= 1.0,
+    )
+
+
+if __name__ == "__main__":
+    main()
