@@ -53,7 +53,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--hidden-size", type=int, default=64)
     p.add_argument("--layers", type=int, default=4)
-    harness.add_common_arguments(p, repeats=3)
+    harness.add_common_arguments(p, repeats=5)
     a = p.parse_args()
     torch.manual_seed(0)
     base = tiny_model("llama", hidden_size=a.hidden_size, num_layers=a.layers).to(a.device)
