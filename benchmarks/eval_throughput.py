@@ -54,7 +54,7 @@ def main() -> None:
     with torch.no_grad():
         for prm in model.adapters.parameters():
             prm.normal_(0, 0.05)
-    rows_out = []
+    rows_out, timings = [], []
     for name in a.datasets:
         task = get_task(name)
         rows = task.make_splits(task.synthetic(seed=0, scale=1.0))["test"]
@@ -69,9 +69,11 @@ def main() -> None:
 
             return run
 
-        best, outputs = harness.interleaved_best(
+        timing = harness.interleaved(
             {"batched": side(a.batch_size), "one_at_a_time": side(1)}, a.repeats, a.device
         )
+        timings.append(timing)
+        outputs, best = timing.values, {k: timing.best(k) for k in timing.times}
         same = sum(
             x == y for x, y in zip(outputs["batched"][0], outputs["one_at_a_time"][0], strict=True)
         ) / len(prompts)
@@ -89,14 +91,18 @@ def main() -> None:
                 "one_at_a_time_s": round(best["one_at_a_time"], 6),
                 "batched_tokens_per_s": round(tokens / best["batched"], 1),
                 "one_at_a_time_tokens_per_s": round(tokens / best["one_at_a_time"], 1),
-                "speedup": round(best["one_at_a_time"] / best["batched"], 2),
+                "speedup": round(timing.ratio("one_at_a_time", "batched"), 2),
+                "times_s": timing.times,
                 "identical_outputs": round(same, 4),
             }
         )
-    total = {
-        k: sum(r[k] for r in rows_out) for k in ("tokens_generated", "batched_s", "one_at_a_time_s")
+    # All tasks together: per round, the summed times of each side (same tokens on both sides).
+    summed = {
+        side: [sum(r) for r in zip(*(t.times[side] for t in timings), strict=True)]
+        for side in timings[0].times
     }
-    overall = round(total["one_at_a_time_s"] / total["batched_s"], 2)
+    total = harness.Timing(summed, {})
+    overall = round(total.ratio("one_at_a_time", "batched"), 2)
     target = 10 if a.device.startswith("cuda") else 5
     harness.print_table(
         rows_out,

@@ -1,18 +1,21 @@
 """The measuring harness the benchmark scripts share: model shapes built from configs with
-random weights, interleaved best-of-N timing, the training steps being compared, and the JSON
+random weights, interleaved timing, the training steps being compared, and the JSON
 result with the machine, the versions and the exact command.
 
-Every comparison is a ratio of two sides timed in the same run, alternating side by side on
-each repeat so that drift on a noisy machine hits both, and taking each side's best.
+Every comparison is a ratio of two sides timed in the same run: the sides alternate within
+each round, so drift on a noisy machine hits both, and the figure is the median over rounds of
+the two sides' ratio in that round; absolute times reported are each side's best.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -131,22 +134,40 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def interleaved_best(
+@dataclass
+class Timing:
+    """Wall times of each side, one per timed round, and each side's last return value."""
+
+    times: dict[str, list[float]]
+    values: dict[str, object]
+
+    def best(self, side: str) -> float:
+        return min(self.times[side])
+
+    def ratio(self, a: str, b: str) -> float:
+        """Median over rounds of a's time / b's time in the same round: a burst of load on
+        the machine spoils one round's pair, not the figure."""
+        return statistics.median(x / y for x, y in zip(self.times[a], self.times[b], strict=True))
+
+
+def interleaved(
     sides: dict[str, Callable[[], object]], repeats: int, device: str, warmup: int = 1
-) -> tuple[dict[str, float], dict[str, object]]:
-    """Each side's best wall time over ``repeats`` rounds (sides alternate within a round),
-    after ``warmup`` untimed rounds; also each side's last return value."""
-    best = {name: float("inf") for name in sides}
+) -> Timing:
+    """Time every side once per round for ``repeats`` rounds after ``warmup`` untimed ones;
+    the sides alternate within a round, in reversed order every other round, so neither
+    always runs first."""
+    times: dict[str, list[float]] = {name: [] for name in sides}
     values: dict[str, object] = {}
     for round_ in range(warmup + repeats):
-        for name, fn in sides.items():
+        order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
+        for name in order:
             synchronize(device)
             start = time.perf_counter()
-            values[name] = fn()
+            values[name] = sides[name]()
             synchronize(device)
             if round_ >= warmup:
-                best[name] = min(best[name], time.perf_counter() - start)
-    return best, values
+                times[name].append(time.perf_counter() - start)
+    return Timing(times, values)
 
 
 def zero_grads(model) -> None:

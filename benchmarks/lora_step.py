@@ -31,7 +31,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--rank", type=int, default=8)
-    harness.add_common_arguments(p, repeats=5)
+    harness.add_common_arguments(p, repeats=7)
     a = p.parse_args()
 
     base = harness.build_model(a.shape, a.dtype, a.device)
@@ -46,11 +46,12 @@ def main() -> None:
 
         return run
 
-    best, losses = harness.interleaved_best(
+    timing = harness.interleaved(
         {"steering": step(steered), "lora": step(lora)}, a.repeats, a.device
     )
+    losses, best = timing.values, {k: timing.best(k) for k in timing.times}
     harness.cross_entropy_check(losses["steering"], losses["lora"], "steering vs LoRA")
-    ratio = best["steering"] / best["lora"]
+    ratio = timing.ratio("steering", "lora")
     row = {
         "shape": a.shape,
         "dtype": a.dtype,
@@ -70,6 +71,7 @@ def main() -> None:
         [row],
         target=1.0,
         met=ratio <= 1.0,
+        times_s=timing.times,
     )
 
 

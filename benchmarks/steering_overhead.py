@@ -30,7 +30,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--rank", type=int, default=8)
-    harness.add_common_arguments(p, repeats=5)
+    harness.add_common_arguments(p, repeats=7)
     a = p.parse_args()
 
     base = harness.build_model(a.shape, a.dtype, a.device)
@@ -45,11 +45,12 @@ def main() -> None:
 
         return run
 
-    best, losses = harness.interleaved_best(
+    timing = harness.interleaved(
         {"base": step(base), "steering": step(steered)}, a.repeats, a.device
     )
+    losses, best = timing.values, {k: timing.best(k) for k in timing.times}
     harness.cross_entropy_check(losses["base"], losses["steering"], "base vs steering")
-    ratio = best["steering"] / best["base"]
+    ratio = timing.ratio("steering", "base")
     tokens = a.batch * a.seq_len
     row = {
         "shape": a.shape,
@@ -73,6 +74,7 @@ def main() -> None:
         [row],
         target=target,
         met=ratio <= target,
+        times_s=timing.times,
     )
 
 

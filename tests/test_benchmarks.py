@@ -37,6 +37,25 @@ def bench(script: str, tmp_path: Path, *args: str) -> dict:
     return result
 
 
+def test_ratio_is_the_median_of_same_round_ratios():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import harness
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    # Round 2 caught a burst of load on side a: the median ignores it, the bests do not pair.
+    t = harness.Timing({"a": [2.0, 10.0, 3.0], "b": [1.0, 1.0, 1.5]}, {})
+    assert t.ratio("a", "b") == 2.0 and t.best("a") == 2.0 and t.best("b") == 1.0
+    calls = []
+    sides = {name: (lambda name=name: calls.append(name) or name) for name in ("x", "y")}
+    timing = harness.interleaved(sides, repeats=2, device="cpu", warmup=1)
+    assert calls == ["x", "y", "y", "x", "x", "y"]  # order alternates round by round
+    assert [len(v) for v in timing.times.values()] == [2, 2] and timing.values == {
+        "x": "x",
+        "y": "y",
+    }
+
+
 def test_steering_overhead(tmp_path):
     r = bench("steering_overhead", tmp_path, *TINY)
     (row,) = r["rows"]
