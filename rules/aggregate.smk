@@ -36,4 +36,4 @@ rule aggregate:
         "results/benchmarks/aggregate.tsv"
     shell:
         "python scripts/aggregate.py --metrics {input.metrics:q} --references {params.references:q}"
-        " --out-dir results/tables --plots-dir results/plots > {log:q} 2>&1"
+        " --out-dir results/tables --plots-dir results/plots --require-complete > {log:q} 2>&1"

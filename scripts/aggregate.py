@@ -2,6 +2,10 @@
 
     python scripts/aggregate.py --metrics results/runs/*/*/*/seed*/*.metrics.json \\
         --out-dir results/tables --plots-dir results/plots [--references '{"models": {...}, ...}']
+
+Runs missing from the grid the files imply (a seed of one cell, a variant of one model) are
+listed on stderr and in ``missing.csv`` (header only when none), or with --require-complete
+stop the aggregation before anything is written.
 """
 
 import argparse
@@ -22,6 +26,12 @@ def main() -> None:
         "--references", default="{}", help='JSON {"models": {key: paper name}, "variants": {...}}'
     )
     p.add_argument("--plot-split", default="test")
+    p.add_argument(
+        "--require-complete",
+        action="store_true",
+        help="fail (writing nothing) when runs are missing from the grid; else warn and list "
+        "them in <out-dir>/missing.csv",
+    )
     p.add_argument("--debug", action="store_true")
     a = p.parse_args()
     from pathlib import Path
@@ -34,7 +44,13 @@ def main() -> None:
     except json.JSONDecodeError as e:
         raise ValueError(f"--references is not valid JSON: {e}") from e
     df = results.long_table(a.metrics)
+    missing = results.missing_runs(df)
+    if len(missing) and a.require_complete:
+        raise ValueError(results.describe_missing(missing) + " (drop --require-complete to warn)")
+    if len(missing):
+        print(f"warning: {results.describe_missing(missing)}", file=sys.stderr)
     out = Path(a.out_dir)
+    write_text(out / "missing.csv", missing.to_csv(index=False))
     write_text(out / "long.csv", df.to_csv(index=False))
     for split in sorted(df["split"].unique()):
         summary = results.summary_table(df, split, refs)

@@ -81,6 +81,34 @@ def long_table(metrics_paths) -> pd.DataFrame:
     return df.sort_values(["model", "dataset", "variant", "seed", "split"], ignore_index=True)
 
 
+RUN_KEY = ["model", "dataset", "variant", "seed", "split"]
+
+
+def missing_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """Runs x splits the grid implies but the table lacks, so an average over fewer seeds
+    or a blank cell never passes unnoticed. The grid: every model x dataset x split seen, for
+    each variant the seeds seen for it anywhere (a base model is evaluated once, seed 0)."""
+    present = set(df[RUN_KEY].itertuples(index=False, name=None))
+    models, datasets, splits = (sorted(df[k].unique()) for k in ("model", "dataset", "split"))
+    expected = [
+        (m, d, v, int(seed), sp)
+        for v, group in df.groupby("variant", sort=True)
+        for seed in sorted(group["seed"].unique())
+        for m in models
+        for d in datasets
+        for sp in splits
+    ]
+    return pd.DataFrame([k for k in expected if k not in present], columns=RUN_KEY)
+
+
+def describe_missing(missing: pd.DataFrame, limit: int = 10) -> str:
+    keys = [
+        f"{r.model}/{r.dataset}/{r.variant}/seed{r.seed} {r.split}" for r in missing.itertuples()
+    ]
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return f"{len(keys)} run splits missing from the grid: {', '.join(keys[:limit])}{more}"
+
+
 def check_protocols(df: pd.DataFrame) -> None:
     """Refuse tables that mix task protocol versions within a dataset."""
     for dataset, group in df.groupby("dataset"):

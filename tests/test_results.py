@@ -2,6 +2,9 @@
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -135,3 +138,54 @@ def test_plots_are_png(tmp_path):
     results.plot_accuracy_vs_share(df, tmp_path / "b.png")
     for name in ("a.png", "b.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "drop, missing",
+    [
+        ([], []),  # the full grid (base evaluated once, seed 0)
+        ([("llama", "GSM8K", "silu", 1)], ["llama/GSM8K/silu/seed1"]),  # a seed of one cell
+        ([("llama", "BoolQ", "base", 0)], ["llama/BoolQ/base/seed0"]),  # a whole base cell
+    ],
+)
+def test_missing_runs_are_found(tmp_path, drop, missing):
+    acc = {k: v for k, v in ACC.items() if k not in drop}
+    found = results.missing_runs(results.long_table(make_runs(tmp_path, acc)))
+    got = sorted({f"{r.model}/{r.dataset}/{r.variant}/seed{r.seed}" for r in found.itertuples()})
+    assert got == missing
+    assert len(found) == 2 * len(missing)  # both splits of each
+
+
+def test_missing_model_variant_is_found(tmp_path):
+    # A second model evaluated for base only: its silu runs (2 seeds x 2 datasets) are missing.
+    acc = {**ACC, ("qwen", "BoolQ", "base", 0): 0.4, ("qwen", "GSM8K", "base", 0): 0.1}
+    found = results.missing_runs(results.long_table(make_runs(tmp_path, acc)))
+    assert set(found["model"]) == {"qwen"} and set(found["variant"]) == {"silu"}
+    assert len(found) == 2 * 2 * 2
+    assert results.describe_missing(found, limit=2).startswith("8 run splits missing")
+
+
+def run_aggregate(tmp_path, paths, *flags):
+    return subprocess.run(
+        [sys.executable, "scripts/aggregate.py", "--metrics", *map(str, paths)]
+        + ["--out-dir", str(tmp_path / "tables"), "--plots-dir", str(tmp_path / "plots"), *flags],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_aggregate_script_reports_missing_runs(tmp_path):
+    acc = {k: v for k, v in ACC.items() if k != ("llama", "GSM8K", "silu", 1)}
+    paths = make_runs(tmp_path, acc)
+    strict = run_aggregate(tmp_path, paths, "--require-complete")
+    assert strict.returncode == 2 and not (tmp_path / "tables").exists()
+    assert "error: 2 run splits missing from the grid: llama/GSM8K/silu/seed1" in strict.stderr
+    assert "Traceback" not in strict.stderr
+    warned = run_aggregate(tmp_path, paths)
+    assert warned.returncode == 0 and "warning: 2 run splits missing" in warned.stderr
+    listed = pd.read_csv(tmp_path / "tables" / "missing.csv")
+    assert sorted(listed["split"]) == ["test", "validation"] and set(listed["seed"]) == {1}
+    complete = run_aggregate(tmp_path, make_runs(tmp_path / "all"))
+    assert complete.returncode == 0 and "warning" not in complete.stderr
+    assert pd.read_csv(tmp_path / "tables" / "missing.csv").empty  # no stale list left
