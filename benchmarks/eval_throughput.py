@@ -73,7 +73,7 @@ def main() -> None:
             {"batched": side(a.batch_size), "one_at_a_time": side(1)}, a.repeats, a.device
         )
         timings.append(timing)
-        outputs, best = timing.values, {k: timing.best(k) for k in timing.times}
+        outputs, best = timing.values, timing.bests()
         same = sum(
             x == y for x, y in zip(outputs["batched"][0], outputs["one_at_a_time"][0], strict=True)
         ) / len(prompts)

@@ -129,6 +129,16 @@ def lm_step_to_embeddings(model, ids, mask, labels) -> float:
     return float(loss.detach())
 
 
+def training_step(step: Callable, model, batch: tuple) -> Callable[[], float]:
+    """A side for ``interleaved``: clear ``model``'s gradients, then ``step(model, *batch)``."""
+
+    def run() -> float:
+        zero_grads(model)
+        return step(model, *batch)
+
+    return run
+
+
 def synchronize(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -143,6 +153,9 @@ class Timing:
 
     def best(self, side: str) -> float:
         return min(self.times[side])
+
+    def bests(self) -> dict[str, float]:
+        return {side: min(times) for side, times in self.times.items()}
 
     def ratio(self, a: str, b: str) -> float:
         """Median over rounds of a's time / b's time in the same round: a burst of load on

@@ -37,19 +37,16 @@ def main() -> None:
     base = harness.build_model(a.shape, a.dtype, a.device)
     lora = add_lora(copy.deepcopy(base), a.rank)
     steered = SteeredModel(base, SteeringConfig(rank=a.rank))
-    ids, mask, labels = harness.random_batch(base.config.vocab_size, a.batch, a.seq_len, a.device)
+
+    batch = harness.random_batch(base.config.vocab_size, a.batch, a.seq_len, a.device)
 
     def step(model):
-        def run():
-            harness.zero_grads(model)
-            return harness.lm_step(model, ids, mask, labels)
-
-        return run
+        return harness.training_step(harness.lm_step, model, batch)
 
     timing = harness.interleaved(
         {"steering": step(steered), "lora": step(lora)}, a.repeats, a.device
     )
-    losses, best = timing.values, {k: timing.best(k) for k in timing.times}
+    losses, best = timing.values, timing.bests()
     harness.cross_entropy_check(losses["steering"], losses["lora"], "steering vs LoRA")
     ratio = timing.ratio("steering", "lora")
     row = {

@@ -36,19 +36,16 @@ def main() -> None:
     base = harness.build_model(a.shape, a.dtype, a.device)
     steered = SteeredModel(copy.deepcopy(base), SteeringConfig(rank=a.rank))
     base.requires_grad_(False)
-    ids, mask, labels = harness.random_batch(base.config.vocab_size, a.batch, a.seq_len, a.device)
+
+    batch = harness.random_batch(base.config.vocab_size, a.batch, a.seq_len, a.device)
 
     def step(model):
-        def run():
-            harness.zero_grads(model)
-            return harness.lm_step_to_embeddings(model, ids, mask, labels)
-
-        return run
+        return harness.training_step(harness.lm_step_to_embeddings, model, batch)
 
     timing = harness.interleaved(
         {"base": step(base), "steering": step(steered)}, a.repeats, a.device
     )
-    losses, best = timing.values, {k: timing.best(k) for k in timing.times}
+    losses, best = timing.values, timing.bests()
     harness.cross_entropy_check(losses["base"], losses["steering"], "base vs steering")
     ratio = timing.ratio("steering", "base")
     tokens = a.batch * a.seq_len
