@@ -181,11 +181,7 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
             args += ["--reft-rank", str(v.get("rank", 8))]
             args += _flags(v, ("reft_first_n", "reft_last_n"))
         return shlex.join(args)
-    if method == "joint":  # LoRA (lora_rank) + an adapter (rank), evaluated by the evaluate rule
-        unsupported = {"kind": "vector", "sites": "submodules_official", "positions": "last"}
-        bad = [f"{k}: {val}" for k, val in unsupported.items() if v.get(k) == val]
-        if bad:
-            raise ValueError(f"variant {variant!r}: joint adaptation does not support {bad}")
+    if method == "joint":  # LoRA (lora_rank) + an adapter (rank); grid_config rejects the rest
         args += ["--no-eval", "--lora-rank", str(v.get("lora_rank", 8))]
         args += _flags(
             v, ("scheduler", "lora_lr", "adapter_lr", "orthogonal_freq", "orthogonal_side")

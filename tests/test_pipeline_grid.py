@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from steering import pipeline
+from steering import grid_config, pipeline
+from steering.grid_config import GridConfigError
 from steering.tasks import TASKS
 
 CONFIG = {
@@ -102,8 +103,8 @@ def test_train_arguments_follow_variant_dataset_and_training_settings():
     assert j[j.index("--orthogonal-freq") + 1] == "100" and j[j.index("--lora-lr") + 1] == "0.001"
     assert "--submodules" in j
     config["variants"]["bad"] = {"method": "joint", "kind": "vector"}
-    with pytest.raises(ValueError, match="joint adaptation does not support"):
-        pipeline.train_args(config, "m", "BoolQ", "bad", 0)
+    with pytest.raises(GridConfigError, match="joint adaptation does not support kind: vector"):
+        grid_config.check(config)
 
 
 def test_train_arguments_parse_with_the_real_scripts(monkeypatch):
