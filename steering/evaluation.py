@@ -20,6 +20,7 @@ from steering.data import encode_prompt
 from steering.generation import greedy_generate
 from steering.io import atomic_path, write_json
 from steering.provenance import git_commit, package_version
+from steering.tasks import DataError
 
 
 def evaluate(
@@ -38,6 +39,7 @@ def evaluate(
     rows = list(dataset)
     prompts = [task.prompt(r) for r in rows]
     ids = [encode_prompt(tokenizer, p, chat=chat) for p in prompts]
+    _check_fits(model, task, ids, desc)
     was_training = model.training
     model.eval()
     gen = greedy_generate(
@@ -69,6 +71,37 @@ def evaluate(
         "max_new_tokens": task.max_new_tokens,
     }
     return records, metrics
+
+
+def context_length(model) -> int | None:
+    """The longest sequence the model was built for, from its config (None if it says not)."""
+    config = getattr(model, "config", None) or getattr(
+        getattr(model, "base_model", None), "config", None
+    )
+    if hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _check_fits(model, task, ids: list[list[int]], desc: str | None) -> None:
+    """Stop before generating when a prompt plus its answer budget exceeds the context:
+    the protocol does not truncate prompts, and a model run past its positions either fails
+    deep inside attention (after allocating for the whole batch) or silently degrades."""
+    limit = context_length(model)
+    if limit is None:
+        return
+    for i, row in enumerate(ids):
+        if len(row) + task.max_new_tokens > limit:
+            raise DataError(
+                f"{desc or task.name}: row {i} has a {len(row):,}-token prompt; with "
+                f"{task.max_new_tokens} new tokens that exceeds the model's context of "
+                f"{limit:,} positions. Drop or shorten that row in the data, or use a model "
+                "with a longer context (prompts are never truncated, as in the protocol)"
+            )
 
 
 def provenance(settings: dict[str, Any], task, seed: int | None) -> dict[str, Any]:

@@ -24,12 +24,34 @@ SPLITS = ("train", "validation", "test")
 SOURCE_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
+def _check_json_bytes(path: Path) -> None:
+    """JSON must be UTF-8 and hold rows: pyarrow reads other bytes into string columns without
+    a word (the first access to that row then fails far from the file), and an empty file
+    fails inside the reader with no message, so both are found here."""
+    data = path.read_bytes()
+    if not data.strip():
+        raise DataError(f"{path} is empty; a source split needs at least one row")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(
+            f"{path} line {line}, column {column}: byte 0x{data[e.start]:02x} is not UTF-8; "
+            "re-save the file as UTF-8"
+        ) from None
+
+
 def _load(path: Path) -> Dataset:
     kind = "parquet" if path.suffix == ".parquet" else "json"
+    if kind == "json":
+        _check_json_bytes(path)
     try:
-        return (
-            Dataset.from_parquet(str(path)) if kind == "parquet" else Dataset.from_json(str(path))
-        )
+        if kind == "json":
+            return Dataset.from_json(str(path))
+        ds = Dataset.from_parquet(str(path))
+        ds.data.table.validate(full=True)  # Parquet strings can hold bad UTF-8 too
+        return ds
     except Exception as e:  # pyarrow / json decoding errors of many kinds
         raise DataError(f"cannot read {path} as {kind}: {type(e).__name__}: {e}") from e
 
