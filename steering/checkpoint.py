@@ -15,6 +15,7 @@ steering tensors are read, without executing code (``torch.load(weights_only=Tru
 from __future__ import annotations
 
 import json
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,13 +158,29 @@ def _read_steering_tensors(file: Path) -> dict[str, torch.Tensor]:
                 return {k: f.get_tensor(k) for k in f.keys() if k.startswith(wanted)}
         except (SafetensorError, OSError) as e:
             raise ValueError(f"{file} is not a readable safetensors file: {e}") from e
-    try:  # mmap keeps a multi-GB base state dict out of memory; weights_only runs no code
-        state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # the legacy (non-zip) format cannot be memory-mapped
-        state = torch.load(file, map_location="cpu", weights_only=True)
+    state = _torch_load(file)
     if not isinstance(state, dict):
         raise ValueError(f"{file} holds a {type(state).__name__}, not a state dict")
     return {k: v for k, v in state.items() if isinstance(k, str) and k.startswith(wanted)}
+
+
+def _torch_load(file: Path) -> Any:
+    """``torch.load`` that runs no code and turns its many failures into one ValueError."""
+    try:
+        try:  # mmap keeps a multi-GB base state dict out of memory; weights_only runs no code
+            return torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # the legacy (non-zip) format cannot be memory-mapped
+            return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"WeightsUnpickler error:\s*(.+?)(?: Please |\n\n|$)", str(e), re.S)
+        detail = found.group(1).strip() if found else type(e).__name__
+        raise ValueError(
+            f"{file} is not a plain state dict of tensors: it is damaged, or holds objects "
+            "that only running code could rebuild, and checkpoints are loaded without running "
+            f"any (weights_only=True): {detail}"
+        ) from e
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise ValueError(f"{file} is not a readable PyTorch checkpoint: {e}") from e
 
 
 def load_official(path: str | Path) -> OfficialSteering:

@@ -2,8 +2,9 @@
 
 Gemma models get ``attn_implementation="eager"``; the tokenizer pads with EOS when it has no
 pad token; the device is CUDA when present, else CPU, unless the caller says otherwise. Remote
-code is never trusted. A name that is neither a local directory nor reachable on the hub fails
-at once with a message saying so (set HF_HUB_OFFLINE=1 to avoid the hub's ~47 s retries).
+code is never trusted: a model that needs it is refused with a clear error, never prompted
+for. A name that is neither a local directory nor reachable on the hub fails at once with a
+message saying so (set HF_HUB_OFFLINE=1 to avoid the hub's ~47 s retries).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 class ModelNotFound(ValueError):
     """The model name is neither a local model directory nor available from the hub."""
+
+
+class RemoteCodeRefused(ValueError):
+    """The model needs Python code of its own (``auto_map``), which is never run here."""
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -38,7 +43,7 @@ def model_short_name(model_name: str) -> str:
 def _model_type(model_name: str) -> str:
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(model_name).model_type
+    return AutoConfig.from_pretrained(model_name, trust_remote_code=False).model_type
 
 
 def load_tokenizer(model_name: str):
@@ -47,7 +52,8 @@ def load_tokenizer(model_name: str):
     from steering.data import ensure_pad_token
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_name)
+        # False, not the default None: None asks on a terminal whether to run the code.
+        tokenizer = AutoTokenizer.from_pretrained(model_name, trust_remote_code=False)
     except (OSError, ValueError) as e:
         raise ModelNotFound(_not_found(model_name, e)) from e
     return ensure_pad_token(tokenizer)
@@ -80,7 +86,7 @@ def load_base_model(
         model_type = _model_type(model_name)
     except (OSError, ValueError) as e:
         raise ModelNotFound(_not_found(model_name, e)) from e
-    kwargs = {"dtype": DTYPES[dtype]}
+    kwargs = {"dtype": DTYPES[dtype], "trust_remote_code": False}
     arch = ARCHITECTURES.get(model_type)
     if arch is not None and arch.gemma:
         kwargs["attn_implementation"] = "eager"
@@ -93,6 +99,12 @@ def load_base_model(
 
 
 def _not_found(model_name: str, error: Exception) -> str:
+    if "trust_remote_code" in str(error):
+        raise RemoteCodeRefused(
+            f"model {model_name!r} ships Python code of its own (auto_map in its config.json), "
+            "and this package never runs code that comes with a model (trust_remote_code is "
+            "off); use a model whose architecture transformers implements"
+        ) from error
     local = Path(model_name)
     if local.exists():
         return f"{model_name} exists but is not a Hugging Face model directory: {error}"

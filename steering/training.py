@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from steering import baselines, resume
 from steering.architectures import get_architecture
@@ -33,7 +33,31 @@ from steering.tasks import get_task
 
 
 class NonFiniteLoss(RuntimeError):
-    """Training produced a NaN or infinite loss."""
+    """Training produced a NaN or infinite loss, or NaN or infinite gradients."""
+
+
+HINT = "lower --lr, or train in --dtype float32"
+
+
+class FiniteGradients(TrainerCallback):
+    """Stops training at the first optimizer step whose gradients are not all finite.
+
+    A finite loss can still give NaN/inf gradients (an overflow in the backward pass of a
+    half-precision model); AdamW would then write NaN into every weight it touches and the
+    run would go on, reporting a finite loss from a broken model. Runs after gradient
+    clipping, before ``optimizer.step()``, with one host sync per step.
+    """
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
+        if not named or torch.stack([torch.isfinite(g).all() for _, g in named]).all():
+            return
+        bad = [n for n, g in named if not torch.isfinite(g).all()]
+        raise NonFiniteLoss(
+            f"gradients are NaN or infinite at optimizer step {state.global_step + 1} "
+            f"(epoch {state.epoch or 0:.2f}) in {len(bad)} of {len(named)} trainable tensors, "
+            f"first {bad[0]}; {HINT}"
+        )
 
 
 @dataclass
@@ -210,8 +234,7 @@ class SteeringTrainer(Trainer):
         if not torch.isfinite(loss.detach()).all():
             raise NonFiniteLoss(
                 f"the training loss is {loss.item()} at optimizer step "
-                f"{self.state.global_step + 1} (epoch {self.state.epoch or 0:.2f}); "
-                "lower --lr, or train in --dtype float32"
+                f"{self.state.global_step + 1} (epoch {self.state.epoch or 0:.2f}); {HINT}"
             )
         return result
 
@@ -286,7 +309,11 @@ def train(s: TrainSettings) -> dict[str, Any]:
     if start is not None and main:
         print(f"resuming from {start}", flush=True)
     extras = _joint_extras(model, s) if s.method == "joint" else {}
-    extras["callbacks"] = [*extras.get("callbacks", []), resume.CompletionMarker()]
+    extras["callbacks"] = [
+        *extras.get("callbacks", []),
+        FiniteGradients(),
+        resume.CompletionMarker(),
+    ]
     with tempfile.TemporaryDirectory(prefix="steering-trainer-") as tmp:
         trainer = SteeringTrainer(
             model=model,
