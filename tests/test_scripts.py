@@ -226,3 +226,31 @@ def test_without_wandb_flag_nothing_imports_wandb(workspace, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "wandb imported: False" in proc.stdout
     assert not (tmp_path / "wandb").exists()
+
+
+@pytest.mark.slow
+def test_intervene_last_trains_and_evaluates(workspace, tmp_path):
+    """--intervene-last is recorded in the checkpoint, and inference of that checkpoint
+    gives the greedy outputs the training run's own evaluation gave."""
+    ws, out = workspace, tmp_path / "last"
+    common = ["--model-name", ws / "tiny-llama", "--dataset-name", "ListOps"]
+    common += ["--data-dir", ws / "data", "--intervene-last", "--max-eval-samples", "4"]
+    train = script(
+        "train.py",
+        *common,
+        "--max-train-samples",
+        "16",
+        "--do-eval",
+        "--test-only",
+        "--output-dir",
+        out,
+        cwd=tmp_path,
+    )
+    assert train.returncode == 0, train.stderr[-3000:]
+    config = json.loads((out / "steering_config.json").read_text())
+    assert config["steering"]["positions"] == "last"
+    trained_eval = (out / "test.json").read_text()
+    assert len(trained_eval.splitlines()) == 4
+    again = script("inference.py", *common, "--ckpt-path", out, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (out / "test.json").read_text() == trained_eval  # the same greedy outputs
