@@ -229,10 +229,6 @@ def test_the_checked_grid_itself_is_valid(dry_work):
 # --- inputs: flags, data files, checkpoints, models, through the scripts --------------------
 
 
-def _rows(task, split, n):
-    return task.synthetic_split(split, n, seed=0)
-
-
 def _write_jsonl(directory: Path, split: str, rows) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     with (directory / f"{split}.jsonl").open("w", encoding="utf-8") as f:
@@ -278,8 +274,8 @@ def ws(tmp_path_factory):
     (ws / "afile").write_text("not a directory")
 
     # Source files in the hub schema, then one fault each.
-    train, valid = _rows(task, "train", 12), _rows(task, "validation", 6)
-    _write_jsonl(ws / "src-missing-column", "train", [{**r, "passage": None} for r in train])
+    train = task.synthetic_split("train", 12, seed=0)
+    valid = task.synthetic_split("validation", 6, seed=0)
     for r in ws / "src-missing-column", ws / "src-wrong-type", ws / "src-empty", ws / "src-bytes":
         _write_jsonl(r, "validation", valid)
     (ws / "src-missing-column" / "train.jsonl").write_text(
