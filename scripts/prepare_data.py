@@ -12,7 +12,8 @@ says; the manifest records row counts, content hashes, the source and the protoc
 import argparse
 import sys
 
-from steering.tasks import TASKS, DataError, get_task
+from steering.cli import run
+from steering.tasks import TASKS, get_task
 from steering.tasks.files import read_source, write_prepared
 
 
@@ -29,25 +30,22 @@ def main() -> int:
     parser.add_argument(
         "--scale", type=float, default=1.0, help="generated rows x this (--synthetic)"
     )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     args = parser.parse_args()
     if args.scale <= 0:
         parser.error("--scale must be > 0")
-    try:
-        task = get_task(args.dataset_name)
-        if args.synthetic:
-            raw = task.synthetic(seed=args.seed, scale=args.scale)
-            origin = {"kind": "synthetic", "seed": args.seed, "scale": args.scale}
-        elif args.data_dir:
-            raw = read_source(task, args.data_dir)
-            origin = {"kind": "local", "path": args.data_dir}
-        else:
-            raw = task.load_hub()
-            origin = {"kind": "hub", "id": task.hub_id, "config": task.hub_config}
-        task.validate(raw)
-        manifest = write_prepared(task, task.make_splits(raw), args.out, origin)
-    except (DataError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    task = get_task(args.dataset_name)
+    if args.synthetic:
+        raw = task.synthetic(seed=args.seed, scale=args.scale)
+        origin = {"kind": "synthetic", "seed": args.seed, "scale": args.scale}
+    elif args.data_dir:
+        raw = read_source(task, args.data_dir)
+        origin = {"kind": "local", "path": args.data_dir}
+    else:
+        raw = task.load_hub()
+        origin = {"kind": "hub", "id": task.hub_id, "config": task.hub_config}
+    task.validate(raw)
+    manifest = write_prepared(task, task.make_splits(raw), args.out, origin)
     counts = ", ".join(f"{s} {v['rows']}" for s, v in manifest["splits"].items())
     print(
         f"{task.name} (protocol v{task.protocol_version}, {origin['kind']}): {counts} -> {args.out}"
@@ -56,4 +54,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))
