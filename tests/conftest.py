@@ -11,6 +11,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from steering.architectures import decoder_layers  # noqa: E402
 from steering.tiny import build_tokenizer  # noqa: E402
 
 
@@ -40,3 +41,22 @@ def randomize(steered, scale: float = 0.5, seed: int = 0) -> None:
     with torch.no_grad():
         for p in steered.adapters.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * scale)
+
+
+def official_state(base, sites, kind="adapter", rank=8, seed=0):
+    """A state dict laid out as the official Trainer saves it: base weights + steering."""
+    g = torch.Generator().manual_seed(seed)
+    state = {f"model.{k}": v.clone() for k, v in base.state_dict().items()}
+    hidden = base.config.hidden_size
+    for i in range(len(decoder_layers(base))):
+        for site in sites:
+            if kind == "adapter":
+                state[f"adapters.layer{i}_{site}.down.weight"] = torch.randn(
+                    rank, hidden, generator=g
+                )
+                state[f"adapters.layer{i}_{site}.up.weight"] = torch.randn(
+                    hidden, rank, generator=g
+                )
+            else:
+                state[f"deltas.layer{i}_{site}"] = torch.randn(hidden, generator=g)
+    return state

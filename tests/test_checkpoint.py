@@ -11,7 +11,7 @@ from steering import SteeredModel, SteeringConfig, __version__
 from steering.architectures import decoder_layers
 from steering.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 from steering.tiny import tiny_model
-from tests.conftest import randomize
+from tests.conftest import official_state, randomize
 
 
 def logits(model, ids):
@@ -171,25 +171,6 @@ def test_state_dict_holds_adapters_only(saved):
 
 
 # --- official checkpoints ---------------------------------------------------------------------
-def _official_state(base, sites, kind="adapter", rank=8, seed=0):
-    """A state dict laid out as the official Trainer saves it: base weights + steering."""
-    g = torch.Generator().manual_seed(seed)
-    state = {f"model.{k}": v.clone() for k, v in base.state_dict().items()}
-    hidden = base.config.hidden_size
-    for i in range(len(decoder_layers(base))):
-        for site in sites:
-            if kind == "adapter":
-                state[f"adapters.layer{i}_{site}.down.weight"] = torch.randn(
-                    rank, hidden, generator=g
-                )
-                state[f"adapters.layer{i}_{site}.up.weight"] = torch.randn(
-                    hidden, rank, generator=g
-                )
-            else:
-                state[f"deltas.layer{i}_{site}"] = torch.randn(hidden, generator=g)
-    return state
-
-
 def _apply_by_hand(base, state, act):
     """Forward hooks written independently of the package, on the official hook points."""
     official_modules = {
@@ -228,7 +209,7 @@ def test_official_checkpoint_reproduces_official_logits(
     tmp_path, input_ids, sites, kind, activation, act, fmt
 ):
     base = tiny_model("llama", num_layers=3)
-    state = _official_state(base, sites, kind, rank=4)
+    state = official_state(base, sites, kind, rank=4)
     if fmt == "bin":
         file = tmp_path / "pytorch_model.bin"
         torch.save(state, file)
@@ -252,7 +233,7 @@ def test_official_checkpoint_reproduces_official_logits(
 
 def test_official_checkpoint_with_some_layers(tmp_path):
     base = tiny_model("llama", num_layers=3)
-    state = _official_state(base, ("block",))
+    state = official_state(base, ("block",))
     state = {k: v for k, v in state.items() if "layer1_" not in k}
     torch.save(state, tmp_path / "pytorch_model.bin")
     steered = SteeredModel.from_official_checkpoint(base, tmp_path / "pytorch_model.bin")
@@ -282,13 +263,13 @@ def test_official_checkpoint_with_some_layers(tmp_path):
 )
 def test_bad_official_checkpoints_fail_clearly(tmp_path, edit, message):
     base = tiny_model("llama", num_layers=3)
-    torch.save(edit(_official_state(base, ("block",))), tmp_path / "pytorch_model.bin")
+    torch.save(edit(official_state(base, ("block",))), tmp_path / "pytorch_model.bin")
     with pytest.raises(ValueError, match=message):
         SteeredModel.from_official_checkpoint(base, tmp_path / "pytorch_model.bin")
 
 
 def test_official_checkpoint_for_another_model_size(tmp_path):
-    state = _official_state(tiny_model("llama", hidden_size=32, num_layers=3), ("block",))
+    state = official_state(tiny_model("llama", hidden_size=32, num_layers=3), ("block",))
     torch.save(state, tmp_path / "pytorch_model.bin")
     with pytest.raises(ValueError, match="hidden size 32; this base model has hidden size 64"):
         SteeredModel.from_official_checkpoint(tiny_model("llama", num_layers=3), tmp_path)

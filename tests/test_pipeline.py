@@ -4,8 +4,6 @@ scratch copy of the repo."""
 
 import json
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,42 +14,14 @@ import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKFLOW = ("Snakefile", "rules", "config", "scripts", "report", "profiles", "envs")
-
-
-def workdir(tmp: Path) -> Path:
-    for name in WORKFLOW:
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp / name)
-    return tmp
-
-
-def snakemake(work: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "HF_HUB_OFFLINE": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", *args],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a (dry) run."""
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", output, re.MULTILINE)}
+from tests.workflow import copy_workflow, job_counts, snakemake
+from tests.workflow import env as workflow_env
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """config/test.yaml run to completion once, shared by the tests below."""
-    work = workdir(tmp_path_factory.mktemp("pipeline"))
+    work = copy_workflow(tmp_path_factory.mktemp("pipeline"))
     proc = snakemake(
         work, "--configfile", "config/test.yaml", "--cores", "2", "--resources", "gpu=2"
     )
@@ -155,7 +125,7 @@ def test_report_is_self_contained_html(finished):
 
 
 def test_lint_is_clean(tmp_path):
-    proc = snakemake(workdir(tmp_path), "--lint")
+    proc = snakemake(copy_workflow(tmp_path), "--lint")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
 
@@ -174,7 +144,7 @@ def test_lint_is_clean(tmp_path):
     ],
 )
 def test_dry_run_of_shipped_configs(tmp_path, configfile, expected):
-    proc = snakemake(workdir(tmp_path), "--configfile", configfile, "-n")
+    proc = snakemake(copy_workflow(tmp_path), "--configfile", configfile, "-n")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     counts = job_counts(proc.stdout)
     assert {k: counts.get(k) for k in expected} == expected
@@ -201,7 +171,7 @@ def test_a_ddp_training_job_killed_mid_run_is_retried_and_resumes(tmp_path):
     """gpus_per_train: 2 runs the train rule under torchrun; a worker killed mid-run (as by a
     preemption) fails the attempt, Snakemake deletes its outputs but not the resume
     directory, and the retry resumes from the last checkpoint."""
-    work = workdir(tmp_path).resolve()
+    work = copy_workflow(tmp_path).resolve()
     config = {
         "models": {"tiny": {"tiny": {"hidden_size": 64, "layers": 4}}},
         "datasets": {"BoolQ": {"source": "synthetic", "synthetic_scale": 0.1}},
@@ -217,12 +187,7 @@ def test_a_ddp_training_job_killed_mid_run_is_retried_and_resumes(tmp_path):
     }
     (work / "ddp.yaml").write_text(yaml.safe_dump(config))
     run = work / "results/runs/tiny/BoolQ/silu/seed0"
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "HF_HUB_OFFLINE": "1",
-        "OMP_NUM_THREADS": "1",
-    }
+    env = workflow_env(OMP_NUM_THREADS="1")
     args = ["--configfile", "ddp.yaml", "--cores", "2", "--resources", "gpu=2", "--retries", "1"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "snakemake", *args, str(run.relative_to(work) / "checkpoint")],

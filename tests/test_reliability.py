@@ -27,9 +27,9 @@ import yaml
 from steering.tasks import TASKS, get_task
 from steering.tasks.files import write_prepared
 from steering.tiny import save_tiny_model
+from tests.conftest import official_state
+from tests.workflow import ROOT, copy_workflow, env, job_counts, snakemake
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKFLOW = ("Snakefile", "rules", "config", "scripts", "report", "profiles", "envs")
 COVERED: set[str] = set()  # every case id a test below drives
 
 
@@ -63,39 +63,6 @@ def files_under(path: Path) -> list[str]:
     if not path.exists():
         return []
     return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
-
-
-def env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "HF_HUB_OFFLINE": "1",
-        "WANDB_MODE": "disabled",
-        "OMP_NUM_THREADS": "1",
-    }
-
-
-def snakemake(work: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", *args],
-        cwd=work,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def copy_workflow(dest: Path) -> Path:
-    for name in WORKFLOW:
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
-    return dest
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a (dry) run."""
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", output, re.MULTILINE)}
 
 
 # --- inputs: configs, through `snakemake -n` -------------------------------------------------
@@ -236,17 +203,6 @@ def _write_jsonl(directory: Path, split: str, rows) -> None:
             f.write(json.dumps(r) + "\n")
 
 
-def _official_state(base, seed=0):
-    """Steering tensors laid out as the official Trainer saves them, beside base weights."""
-    g = torch.Generator().manual_seed(seed)
-    hidden = base.config.hidden_size
-    state = {f"model.{k}": v for k, v in base.state_dict().items()}
-    for i in range(base.config.num_hidden_layers):
-        state[f"adapters.layer{i}_block.down.weight"] = torch.randn(8, hidden, generator=g)
-        state[f"adapters.layer{i}_block.up.weight"] = torch.randn(hidden, 8, generator=g)
-    return state
-
-
 class _RunsCode:
     """A pickle that would create ``path`` if it were ever unpickled with code execution."""
 
@@ -310,7 +266,7 @@ def ws(tmp_path_factory):
         json.dumps({**meta, "format_version": 99})
     )
     base32 = AutoModelForCausalLM.from_pretrained(ws / "tiny32")
-    torch.save(_official_state(base32), ws / "official-32.bin")
+    torch.save(official_state(base32, ("block",)), ws / "official-32.bin")
     torch.save(
         {"adapters.layer0_block.down.weight": _RunsCode(ws / "PWNED-pickle")}, ws / "evil.bin"
     )
