@@ -25,8 +25,14 @@ from typing import Any
 import yaml
 
 TRAINING = ("lr", "warmup_ratio", "weight_decay", "epochs", "bs")
-JOINT_ONLY = ("lora_rank", "scheduler", "lora_lr", "adapter_lr", "orthogonal_freq")
-JOINT_ONLY += ("orthogonal_side",)
+JOINT_ONLY = (
+    "lora_rank",
+    "scheduler",
+    "lora_lr",
+    "adapter_lr",
+    "orthogonal_freq",
+    "orthogonal_side",
+)
 
 # A variant key -> the methods that read it (``method``, ``paper`` are read for every method).
 METHOD_KEYS: dict[str, tuple[str, ...]] = {
@@ -45,8 +51,11 @@ METHOD_KEYS: dict[str, tuple[str, ...]] = {
 JOINT_UNSUPPORTED = {"kind": "vector", "sites": "submodules_official", "positions": "last"}
 
 # A dataset key -> the sources that read it.
-SOURCE_KEYS = {"data_dir": ("local",), "synthetic_seed": ("synthetic",)}
-SOURCE_KEYS["synthetic_scale"] = ("synthetic",)
+SOURCE_KEYS = {
+    "data_dir": ("local",),
+    "synthetic_seed": ("synthetic",),
+    "synthetic_scale": ("synthetic",),
+}
 
 
 class GridConfigError(ValueError):

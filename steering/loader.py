@@ -55,7 +55,7 @@ def load_tokenizer(model_name: str):
         # False, not the default None: None asks on a terminal whether to run the code.
         tokenizer = AutoTokenizer.from_pretrained(model_name, trust_remote_code=False)
     except (OSError, ValueError) as e:
-        raise ModelNotFound(_not_found(model_name, e)) from e
+        raise _load_error(model_name, e) from e
     return ensure_pad_token(tokenizer)
 
 
@@ -85,7 +85,7 @@ def load_base_model(
     try:
         model_type = _model_type(model_name)
     except (OSError, ValueError) as e:
-        raise ModelNotFound(_not_found(model_name, e)) from e
+        raise _load_error(model_name, e) from e
     kwargs = {"dtype": DTYPES[dtype], "trust_remote_code": False}
     arch = ARCHITECTURES.get(model_type)
     if arch is not None and arch.gemma:
@@ -98,19 +98,22 @@ def load_base_model(
     return model.to(pick_device(device)).eval()
 
 
-def _not_found(model_name: str, error: Exception) -> str:
+def _load_error(model_name: str, error: Exception) -> ValueError:
+    """What to raise when transformers cannot load ``model_name``: remote code, a directory
+    that is not a model, or a name found nowhere."""
     if "trust_remote_code" in str(error):
-        raise RemoteCodeRefused(
+        return RemoteCodeRefused(
             f"model {model_name!r} ships Python code of its own (auto_map in its config.json), "
             "and this package never runs code that comes with a model (trust_remote_code is "
             "off); use a model whose architecture transformers implements"
-        ) from error
-    local = Path(model_name)
-    if local.exists():
-        return f"{model_name} exists but is not a Hugging Face model directory: {error}"
+        )
+    if Path(model_name).exists():
+        return ModelNotFound(
+            f"{model_name} exists but is not a Hugging Face model directory: {error}"
+        )
     offline = os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0")
     hub = "the hub is disabled (HF_HUB_OFFLINE=1)" if offline else "the hub could not be reached"
-    return (
+    return ModelNotFound(
         f"model {model_name!r} is not a local directory and {hub} (or it has no such model). "
         f"Pass a local model directory; for a tiny offline one run: python "
         f"scripts/make_tiny_model.py --arch llama --out results/models/tiny-llama"
