@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 import yaml
 from slurm_cluster import GPUS, start_or_skip
-from test_pipeline import workdir
+
+from tests.workflow import copy_workflow
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +43,7 @@ def tail(path: Path, chars: int = 4000) -> str:
 @pytest.fixture(scope="module")
 def run(cluster, tmp_path_factory):
     """config/test.yaml through profiles/slurm; the workdir, Snakemake's log and Slurm's jobs."""
-    work = workdir(tmp_path_factory.mktemp("slurm-pipeline"))
+    work = copy_workflow(tmp_path_factory.mktemp("slurm-pipeline"))
     # The rules ask 16000 MB for train/evaluate by default, more than a small CI node may
     # have (16 GB runner: 12.8 GB declared), and a job bigger than every node is rejected at
     # submission. Set through the config's resources section, as a user would: a command-line
