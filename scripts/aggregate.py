@@ -1,11 +1,16 @@
-"""Aggregate run metrics into the long table, summary tables (CSV, Markdown, LaTeX) and plots.
+"""Aggregate run metrics into the long table, the selection over sweep points, summary
+tables (CSV, Markdown, LaTeX) and plots.
 
     python scripts/aggregate.py --metrics results/runs/*/*/*/seed*/*.metrics.json \\
         --out-dir results/tables --plots-dir results/plots [--references '{"models": {...}, ...}']
 
-Runs missing from the grid the files imply (a seed of one cell, a variant of one model) are
-listed on stderr and in ``missing.csv`` (header only when none), or with --require-complete
-stop the aggregation before anything is written.
+For each (model, dataset, variant) the sweep point with the best mean validation accuracy
+over seeds is selected (selection.csv/.md); the summaries show its test (and validation)
+accuracy, sweep_<split>.csv and the long table every point, plots/sweep_<dataset>.png the
+curves. Runs missing from the grid the files imply (a seed of one cell, a point or a variant
+of one model) are listed on stderr and in ``missing.csv`` (header only when none), or with
+--require-complete stop the aggregation before anything is written; a point that lacks
+validation for a seed is named and left out of the selection.
 """
 
 import argparse
@@ -36,7 +41,7 @@ def main() -> None:
     a = p.parse_args()
     from pathlib import Path
 
-    from steering import results
+    from steering import plots, results, selection
     from steering.io import write_text
 
     try:
@@ -49,19 +54,39 @@ def main() -> None:
         raise ValueError(results.describe_missing(missing) + " (drop --require-complete to warn)")
     if len(missing):
         print(f"warning: {results.describe_missing(missing)}", file=sys.stderr)
+    chosen = selection.select(df)
+    for problem in chosen.warnings():
+        print(f"warning: {problem}", file=sys.stderr)
+    best = selection.selected_rows(df, chosen.table)
     out = Path(a.out_dir)
     write_text(out / "missing.csv", missing.to_csv(index=False))
     write_text(out / "long.csv", df.to_csv(index=False))
+    write_text(out / "selection.csv", chosen.table.to_csv(index=False))
+    write_text(out / "selection.md", results.selection_markdown(chosen))
     for split in sorted(df["split"].unique()):
-        summary = results.summary_table(df, split, refs)
+        summary = results.summary_table(best, split, refs)
         write_text(out / f"summary_{split}.csv", summary.to_csv(index=False))
-        write_text(out / f"summary_{split}.md", results.to_markdown(summary))
+        note = results.selection_note(chosen.table)
+        write_text(out / f"summary_{split}.md", results.to_markdown(summary) + note)
         write_text(out / f"summary_{split}.tex", results.to_latex(summary))
-    plots = Path(a.plots_dir)
-    results.plot_accuracy_by_variant(df, plots / "accuracy_by_variant.png", a.plot_split)
-    results.plot_accuracy_vs_share(df, plots / "accuracy_vs_share.png", a.plot_split)
-    n_runs = len(df[["model", "dataset", "variant", "seed"]].drop_duplicates())
-    print(f"{len(df)} rows from {n_runs} runs -> {out}/long.csv, summary_<split>.*, {plots}/*.png")
+        sweep = selection.sweep_table(df, split, chosen.table)
+        write_text(out / f"sweep_{split}.csv", sweep.to_csv(index=False))
+    figures = Path(a.plots_dir)
+    plots.plot_accuracy_by_variant(best, figures / "accuracy_by_variant.png", a.plot_split)
+    plots.plot_accuracy_vs_share(best, figures / "accuracy_vs_share.png", a.plot_split)
+    for dataset in sorted(df["dataset"].unique()):
+        plots.plot_sweep(df, chosen.table, dataset, figures / f"sweep_{dataset}.png")
+    n_runs = len(df[["model", "dataset", "variant", "point", "seed"]].drop_duplicates())
+    swept = chosen.table[chosen.table["points"] > 1]
+    print(
+        f"{len(df)} rows from {n_runs} runs -> {out}/long.csv, selection.*, summary_<split>.*, "
+        f"sweep_<split>.csv, {figures}/*.png"
+    )
+    for r in swept.itertuples():
+        print(
+            f"selected {r.model}/{r.dataset}/{r.variant}: {r.point} of {r.points} points "
+            f"(validation {r.val_mean:.1f}, test {r.test_mean:.1f})"
+        )
 
 
 if __name__ == "__main__":

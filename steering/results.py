@@ -1,12 +1,15 @@
-"""Aggregating run results into tables and plots (no torch import).
+"""Aggregating run results into tables (no torch import; plots are ``steering/plots.py``).
 
-Long table: one row per run x split, read from ``results/runs/{model}/{dataset}/{variant}/
-seed{seed}/{split}.metrics.json`` and the run's ``checkpoint/training.json``. Summary: for one
-split, mean and sample standard deviation over seeds of the accuracy (%), one row per
-(model, variant), one column per dataset, an ``Average`` column (the per-seed mean over
-datasets, then mean and std over seeds), and the paper's number beside each cell whose row
-maps to a reference (``steering/reference.py``). Runs of one dataset under different task
-protocol versions are never mixed.
+Long table: one row per run x split, read from ``results/runs/{model}/{dataset}/{run}/
+seed{seed}/{split}.metrics.json`` and the run's ``checkpoint/training.json``, where ``{run}``
+is a variant's name or one of its sweep points (``silu@lr=0.002``: columns ``variant`` silu,
+``point`` lr=0.002; ``steering/sweep.py``). Summary: for one split and one point per
+(model, dataset, variant), the selected one (``steering/selection.py``), mean and sample
+standard deviation over seeds of the accuracy (%), one row per (model, variant), one column
+per dataset, an ``Average`` column (the per-seed mean over datasets, then mean and std over
+seeds), and the paper's number beside each cell whose row maps to a reference
+(``steering/reference.py``). Runs of one dataset under different task protocol versions are
+never mixed.
 """
 
 from __future__ import annotations
@@ -18,16 +21,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from steering import sweep
 from steering.reference import reference
 
 METRICS_PATH = re.compile(
-    r"(?:^|/)runs/(?P<model>[^/]+)/(?P<dataset>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/"
+    r"(?:^|/)runs/(?P<model>[^/]+)/(?P<dataset>[^/]+)/(?P<run>[^/]+)/seed(?P<seed>\d+)/"
     r"(?P<split>[^/]+)\.metrics\.json$"
 )
 LONG_COLUMNS = [
     "model",
     "dataset",
     "variant",
+    "point",
     "seed",
     "split",
     "accuracy",
@@ -46,9 +51,21 @@ def parse_metrics_path(path: str | Path) -> dict:
     if m is None:
         raise ValueError(
             f"{path} is not a run metrics file "
-            "(expected .../runs/<model>/<dataset>/<variant>/seed<N>/<split>.metrics.json)"
+            "(expected .../runs/<model>/<dataset>/<variant>[@<point>]/seed<N>/<split>.metrics.json)"
         )
-    return {**m.groupdict(), "seed": int(m["seed"])}
+    variant, point = sweep.split_run_name(m["run"])
+    try:
+        point = sweep.point_label(sweep.parse_label(point))  # canonical: keys in order
+    except ValueError as e:
+        raise ValueError(f"{path}: run name {m['run']!r}: {e}") from None
+    return {
+        "model": m["model"],
+        "dataset": m["dataset"],
+        "variant": variant,
+        "point": point,
+        "seed": int(m["seed"]),
+        "split": m["split"],
+    }
 
 
 def long_table(metrics_paths) -> pd.DataFrame:
@@ -78,21 +95,23 @@ def long_table(metrics_paths) -> pd.DataFrame:
         )
     df = pd.DataFrame(rows, columns=LONG_COLUMNS)
     check_protocols(df)
-    return df.sort_values(["model", "dataset", "variant", "seed", "split"], ignore_index=True)
+    return df.sort_values(RUN_KEY, ignore_index=True)
 
 
-RUN_KEY = ["model", "dataset", "variant", "seed", "split"]
+RUN_KEY = ["model", "dataset", "variant", "point", "seed", "split"]
 
 
 def missing_runs(df: pd.DataFrame) -> pd.DataFrame:
-    """Runs x splits the grid implies but the table lacks, so an average over fewer seeds
-    or a blank cell never passes unnoticed. The grid: every model x dataset x split seen, for
-    each variant the seeds seen for it anywhere (a base model is evaluated once, seed 0)."""
+    """Runs x splits the grid implies but the table lacks, so an average over fewer seeds,
+    a point compared on fewer seeds or a blank cell never passes unnoticed. The grid: every
+    model x dataset x split seen, for each variant the points and the seeds seen for it
+    anywhere (a base model is evaluated once, seed 0)."""
     present = set(df[RUN_KEY].itertuples(index=False, name=None))
     models, datasets, splits = (sorted(df[k].unique()) for k in ("model", "dataset", "split"))
     expected = [
-        (m, d, v, int(seed), sp)
+        (m, d, v, p, int(seed), sp)
         for v, group in df.groupby("variant", sort=True)
+        for p in sorted(group["point"].unique())
         for seed in sorted(group["seed"].unique())
         for m in models
         for d in datasets
@@ -103,7 +122,8 @@ def missing_runs(df: pd.DataFrame) -> pd.DataFrame:
 
 def describe_missing(missing: pd.DataFrame, limit: int = 10) -> str:
     keys = [
-        f"{r.model}/{r.dataset}/{r.variant}/seed{r.seed} {r.split}" for r in missing.itertuples()
+        f"{r.model}/{r.dataset}/{sweep.join_run_name(r.variant, r.point)}/seed{r.seed} {r.split}"
+        for r in missing.itertuples()
     ]
     more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
     return f"{len(keys)} run splits missing from the grid: {', '.join(keys[:limit])}{more}"
@@ -115,7 +135,12 @@ def check_protocols(df: pd.DataFrame) -> None:
         versions = sorted(set(group["protocol_version"].dropna()))
         if len(versions) > 1:
             stale = group[group["protocol_version"] != max(versions)]
-            runs = sorted({f"{r.model}/{r.variant}/seed{r.seed}" for r in stale.itertuples()})
+            runs = sorted(
+                {
+                    f"{r.model}/{sweep.join_run_name(r.variant, r.point)}/seed{r.seed}"
+                    for r in stale.itertuples()
+                }
+            )
             more = ", ..." if len(runs) > 5 else ""
             raise ValueError(
                 f"refusing to aggregate {dataset}: runs under protocol versions {versions} are "
@@ -130,9 +155,17 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
 
 def summary_table(df: pd.DataFrame, split: str = "test", refs: dict | None = None) -> pd.DataFrame:
     """Model x variant rows; per dataset ``<D>`` (mean %), ``<D> std``, ``<D> paper``;
-    ``Average`` / ``Average std``; ``seeds`` and ``trainable_share``."""
+    ``Average`` / ``Average std``; ``seeds`` and ``trainable_share``. ``df`` holds one point
+    per (model, dataset, variant): the selected ones (``selection.selected_rows``)."""
     refs = refs or {}
     part = df[df["split"] == split]
+    several = part.groupby(["model", "dataset", "variant"])["point"].nunique()
+    if (several > 1).any():
+        model, dataset, variant = several[several > 1].index[0]
+        raise ValueError(
+            f"{model}/{dataset}/{variant} has several sweep points: a summary shows one per "
+            "variant, so pass the selected rows (steering.selection.selected_rows)"
+        )
     datasets = sorted(part["dataset"].unique())
     rows = []
     for (model, variant), g in part.groupby(["model", "variant"], sort=True):
@@ -199,6 +232,35 @@ def to_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def selection_markdown(selection) -> str:
+    """A ``selection.Selection`` as a Markdown table, the points left out listed under it."""
+    header = ["model", "dataset", "variant", "selected point", "validation", "test", "seeds"]
+    lines = ["| " + " | ".join(header + ["points"]) + " |", "|" + "---|" * (len(header) + 1)]
+    for r in selection.table.itertuples():
+        cells = [r.model, r.dataset, r.variant, r.point or "-"]
+        cells += [_cell(r.val_mean, r.val_std, "±"), _cell(r.test_mean, r.test_std, "±")]
+        lines.append("| " + " | ".join([*cells, str(r.seeds), str(r.points)]) + " |")
+    notes = [f"- {w}" for w in selection.warnings()]
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def selection_note(table: pd.DataFrame) -> str:
+    """Which sweep point each swept variant's cells show, under a Markdown summary ("" when
+    nothing was swept). ``table``: ``selection.Selection.table``."""
+    swept = table[table["points"] > 1]
+    if swept.empty:
+        return ""
+    lines = [
+        "",
+        "Selected sweep points (best mean validation accuracy over seeds; every point in "
+        "selection.csv and sweep_<split>.csv):",
+    ]
+    for (model, variant), g in swept.groupby(["model", "variant"], sort=True):
+        picks = ", ".join(f"{r.dataset} {r.point}" for r in g.itertuples())
+        lines.append(f"- {model} {variant}: {picks}")
+    return "\n".join(lines) + "\n"
+
+
 def to_latex(summary: pd.DataFrame) -> str:
     header, body = _display(summary, "$\\pm$")
 
@@ -215,81 +277,3 @@ def to_latex(summary: pd.DataFrame) -> str:
         "\\end{tabular}",
     ]
     return "\n".join(lines) + "\n"
-
-
-def plot_accuracy_by_variant(df: pd.DataFrame, path: str | Path, split: str = "test") -> None:
-    """A panel per dataset: mean accuracy per variant (a bar colour per model), seeds as dots."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    part = df[df["split"] == split]
-    datasets, variants, models = (sorted(part[c].unique()) for c in ("dataset", "variant", "model"))
-    fig, axes = plt.subplots(
-        1, len(datasets), figsize=(3.2 * len(datasets) + 1, 3.6), squeeze=False
-    )
-    width = 0.8 / max(1, len(models))
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        for k, model in enumerate(models):
-            g = part[(part["dataset"] == dataset) & (part["model"] == model)]
-            for i, variant in enumerate(variants):
-                acc = 100 * g[g["variant"] == variant]["accuracy"]
-                if not len(acc):
-                    continue
-                x = i + (k - (len(models) - 1) / 2) * width
-                ax.bar(
-                    x, acc.mean(), width, color=f"C{k}", alpha=0.7, label=model if i == 0 else None
-                )
-                ax.scatter([x] * len(acc), acc, color="black", s=8, zorder=3)
-        ax.set_title(dataset)
-        ax.set_xticks(range(len(variants)), variants, rotation=45, ha="right", fontsize=8)
-        ax.set_ylim(0, 100)
-    axes[0][0].set_ylabel(f"{split} accuracy (%)")
-    axes[0][-1].legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def plot_accuracy_vs_share(df: pd.DataFrame, path: str | Path, split: str = "test") -> None:
-    """Mean accuracy over datasets and seeds against the trainable share (log scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker  # noqa: F401 - used through matplotlib.ticker below
-
-    part = df[(df["split"] == split) & (df["trainable_share"] > 0)]
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    for k, (model, g) in enumerate(part.groupby("model")):
-        points = g.groupby("variant").agg(
-            share=("trainable_share", "max"), acc=("accuracy", "mean")
-        )
-        ax.scatter(100 * points["share"], 100 * points["acc"], color=f"C{k}", label=model)
-        for variant, p in points.iterrows():
-            ax.annotate(
-                variant,
-                (100 * p["share"], 100 * p["acc"]),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
-    ax.set_xscale("log")
-    ax.margins(x=0.25)
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_xlabel("trainable parameters (% of the base model)")
-    ax.set_ylabel(f"mean {split} accuracy (%)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def _save(fig, path: str | Path) -> None:
-    import matplotlib.pyplot as plt
-
-    from steering.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from steering import results
+from steering import plots, results
 
 ACC = {  # (model, dataset, variant, seed) -> test accuracy
     ("llama", "BoolQ", "silu", 0): 0.80,
@@ -134,8 +134,8 @@ def test_bad_paths_and_files(tmp_path):
 
 def test_plots_are_png(tmp_path):
     df = results.long_table(make_runs(tmp_path))
-    results.plot_accuracy_by_variant(df, tmp_path / "a.png")
-    results.plot_accuracy_vs_share(df, tmp_path / "b.png")
+    plots.plot_accuracy_by_variant(df, tmp_path / "a.png")
+    plots.plot_accuracy_vs_share(df, tmp_path / "b.png")
     for name in ("a.png", "b.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

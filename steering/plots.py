@@ -1,0 +1,240 @@
+"""The aggregation's plots (no torch; matplotlib with the Agg backend, written atomically).
+
+- ``plot_accuracy_by_variant``: a panel per dataset, a bar per variant and model (mean over
+  seeds), each seed a dot.
+- ``plot_accuracy_vs_share``: mean accuracy over datasets and seeds against the share of
+  trainable parameters (log axis).
+- ``plot_sweep``: for one dataset, a panel per swept variant: validation and test accuracy
+  against the swept value (log axis for learning rates), the mean over seeds as a line, each
+  seed a dot, the selected point (``steering/selection.py``) ringed.
+
+The first two take the selected rows (one point per variant), the sweep plot every point.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from steering import sweep
+from steering.selection import settings_order, value_order
+
+SPLIT_STYLE = {"validation": "-", "test": "--"}
+MARKERS = "osD^vP*X"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_accuracy_by_variant(df: pd.DataFrame, path: str | Path, split: str = "test") -> None:
+    """A panel per dataset: mean accuracy per variant (a bar colour per model), seeds as dots."""
+    plt = _pyplot()
+    part = df[df["split"] == split]
+    datasets, variants, models = (sorted(part[c].unique()) for c in ("dataset", "variant", "model"))
+    fig, axes = plt.subplots(
+        1, len(datasets), figsize=(3.2 * len(datasets) + 1, 3.6), squeeze=False
+    )
+    width = 0.8 / max(1, len(models))
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        for k, model in enumerate(models):
+            g = part[(part["dataset"] == dataset) & (part["model"] == model)]
+            for i, variant in enumerate(variants):
+                acc = 100 * g[g["variant"] == variant]["accuracy"]
+                if not len(acc):
+                    continue
+                x = i + (k - (len(models) - 1) / 2) * width
+                ax.bar(
+                    x, acc.mean(), width, color=f"C{k}", alpha=0.7, label=model if i == 0 else None
+                )
+                ax.scatter([x] * len(acc), acc, color="black", s=8, zorder=3)
+        ax.set_title(dataset)
+        ax.set_xticks(range(len(variants)), variants, rotation=45, ha="right", fontsize=8)
+        ax.set_ylim(0, 100)
+    axes[0][0].set_ylabel(f"{split} accuracy (%)")
+    axes[0][-1].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_accuracy_vs_share(df: pd.DataFrame, path: str | Path, split: str = "test") -> None:
+    """Mean accuracy over datasets and seeds against the trainable share (log scale)."""
+    plt = _pyplot()
+    import matplotlib.ticker
+
+    part = df[(df["split"] == split) & (df["trainable_share"] > 0)]
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for k, (model, g) in enumerate(part.groupby("model")):
+        points = g.groupby("variant").agg(
+            share=("trainable_share", "max"), acc=("accuracy", "mean")
+        )
+        ax.scatter(100 * points["share"], 100 * points["acc"], color=f"C{k}", label=model)
+        for variant, p in points.iterrows():
+            ax.annotate(
+                variant,
+                (100 * p["share"], 100 * p["acc"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+    ax.set_xscale("log")
+    ax.margins(x=0.25)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("trainable parameters (% of the base model)")
+    ax.set_ylabel(f"mean {split} accuracy (%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from steering.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def _x_key(settings: list[dict]) -> str:
+    """The swept setting on the x axis: ``lr`` when swept, else the first that varies."""
+    keys = sorted({k for s in settings for k in s})
+    varying = [k for k in keys if len({repr(s.get(k)) for s in settings}) > 1] or keys
+    return "lr" if "lr" in varying else varying[0]
+
+
+def _first_at(x_of: dict[str, float], ticks: list[float]) -> list[str]:
+    """For each tick, the first point label that sits there."""
+    return [next(p for p, x in x_of.items() if x == t) for t in ticks]
+
+
+def _is_rate(key: str) -> bool:
+    return key == "lr" or key.endswith("_lr")
+
+
+def plot_sweep(df: pd.DataFrame, table: pd.DataFrame, dataset: str, path: str | Path) -> None:
+    """Validation and test accuracy against the swept value on ``dataset``: a panel per swept
+    variant, a colour per model, the mean over seeds as a line (validation solid, test
+    dashed), every seed a dot, the selected point ringed. Settings other than the x axis's
+    (ReFT positions beside the rate, say) get a marker each. ``table`` is the selection."""
+    plt = _pyplot()
+    part = df[df["dataset"] == dataset]
+    variants = sorted(v for v, g in part.groupby("variant") if (g["point"] != "").any())
+    models = sorted(part["model"].unique())
+    if not variants:
+        fig, ax = plt.subplots(figsize=(5, 1.6))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{dataset}: no variant sweeps a setting", ha="center", va="center")
+        _save(fig, path)
+        return
+    ncols = min(3, len(variants))
+    nrows = math.ceil(len(variants) / ncols)
+    width = max(6.4, 4.4 * ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 3.3 * nrows + 1.1), squeeze=False)
+    chosen = {
+        (r.model, r.variant): r.point for r in table[table["dataset"] == dataset].itertuples()
+    }
+    for ax, variant in zip(axes.flat, variants, strict=False):
+        g = part[part["variant"] == variant]
+        labels = sorted(g["point"].unique(), key=settings_order)
+        settings = {p: sweep.parse_label(p) for p in labels}
+        key = _x_key(list(settings.values()))
+        values = [settings[p].get(key) for p in labels]
+        numeric = all(isinstance(v, (int, float)) and v is not None for v in values)
+        if numeric:
+            x_of = {p: float(settings[p][key]) for p in labels}
+        else:
+            order = sorted({repr(v): v for v in values}.values(), key=value_order)
+            x_of = {p: order.index(settings[p].get(key)) for p in labels}
+            ax.set_xticks(range(len(order)), [sweep.format_value(v) for v in order])
+        rest = {
+            p: sweep.point_label({k: v for k, v in settings[p].items() if k != key}) for p in labels
+        }
+        series = sorted(set(rest.values()), key=settings_order)
+        for m, model in enumerate(models):
+            for s, other in enumerate(series):
+                mine = [p for p in labels if rest[p] == other]
+                for split, style in SPLIT_STYLE.items():
+                    rows = g[(g["model"] == model) & (g["split"] == split) & g["point"].isin(mine)]
+                    if rows.empty:
+                        continue
+                    acc = rows.assign(x=rows["point"].map(x_of), acc=100 * rows["accuracy"])
+                    means = acc.groupby("x")["acc"].mean().sort_index()
+                    ax.plot(
+                        means.index,
+                        means.values,
+                        style,
+                        color=f"C{m}",
+                        marker=MARKERS[s % len(MARKERS)],
+                        markersize=4,
+                        alpha=0.9,
+                    )
+                    ax.scatter(acc["x"], acc["acc"], color=f"C{m}", s=7, alpha=0.45, zorder=3)
+                    point = chosen.get((model, variant))
+                    if point in mine:
+                        ax.scatter(
+                            [x_of[point]],
+                            [acc[acc["point"] == point]["acc"].mean()],
+                            s=120,
+                            facecolors="none",
+                            edgecolors="black",
+                            linewidths=1.4,
+                            zorder=4,
+                        )
+        if numeric:
+            if _is_rate(key) and min(values) > 0:
+                ax.set_xscale("log")
+            ticks = sorted(set(x_of.values()))
+            ax.set_xticks(
+                ticks, [sweep.format_value(settings[p][key]) for p in _first_at(x_of, ticks)]
+            )
+            ax.minorticks_off()
+        ax.set_title(variant, fontsize=9)
+        if len(series) > 1:  # the other swept settings, one marker each
+            from matplotlib.lines import Line2D
+
+            marks = [
+                Line2D([], [], color="gray", marker=MARKERS[s % len(MARKERS)], linestyle="")
+                for s in range(len(series))
+            ]
+            ax.legend(marks, series, fontsize=6, loc="best", framealpha=0.6)
+        ax.set_xlabel(key)
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(variants) :]:
+        ax.axis("off")
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=f"C{m}", label=model) for m, model in enumerate(models)]
+    handles += [
+        Line2D([], [], color="gray", linestyle=st, label=sp) for sp, st in SPLIT_STYLE.items()
+    ]
+    handles.append(
+        Line2D(
+            [],
+            [],
+            linestyle="",
+            marker="o",
+            markersize=10,
+            markerfacecolor="none",
+            markeredgecolor="black",
+            label="selected (best mean validation)",
+        )
+    )
+    columns = min(len(handles), 3 if ncols == 1 else 8)
+    fig.legend(handles=handles, loc="lower center", ncol=columns, fontsize=8, frameon=False)
+    fig.suptitle(
+        f"{dataset}: accuracy over each sweep (lines: mean over seeds, dots: seeds)", fontsize=10
+    )
+    legend_rows = math.ceil(len(handles) / columns)
+    fig.tight_layout(rect=(0, 0.04 + 0.045 * legend_rows * 3.3 / fig.get_figheight(), 1, 0.94))
+    _save(fig, path)
