@@ -1,8 +1,9 @@
 # The reproduction pipeline, as a table of contents.
-# config -> schema (defaults filled, bad keys stop the run) -> data, models -> train -> evaluate
-# -> aggregate. Every job is a `python scripts/...` command with quoted arguments (GPU jobs
+# config -> schema (defaults filled, bad keys stop the run) -> sweeps expanded into points ->
+# data, models -> train -> evaluate -> aggregate (selection on validation, summaries of test). Every job is a `python scripts/...` command with quoted arguments (GPU jobs
 # under steering.gpu_lease, which gives each its own GPUs on a local multi-GPU machine).
 import copy
+import gc
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
@@ -10,6 +11,17 @@ from snakemake.utils import min_version, validate
 from steering import grid_config
 
 min_version("9.0")
+
+# Planning the paper grid builds millions of small objects and almost no garbage cycles, yet
+# Python's cyclic collector would rescan them over and over: a fifth to a quarter of a dry
+# run (benchmarks/README.md). Off while the DAG is built, on again before the first job runs
+# (onstart: not in dry runs, which end after planning).
+gc.disable()
+
+
+onstart:
+    gc.enable()
+
 
 
 # The embedded default, unless --configfile names others (Snakemake would otherwise merge the
@@ -21,12 +33,16 @@ if not workflow.overwrite_configfiles:
 
 
 # The schema first (it fills in defaults), then what it cannot see: repeated YAML keys, keys
-# a variant's method never reads, duplicate entries (steering/grid_config.py).
+# a variant's method never reads, sweeps that cannot mean what they say, duplicate entries
+# (steering/grid_config.py).
 written = copy.deepcopy(config)
 validate(config, "config/schema.yaml")
 try:
     grid_config.check(
-        config, written, files=workflow.overwrite_configfiles or ["config/config.yaml"]
+        config,
+        written,
+        files=workflow.overwrite_configfiles or ["config/config.yaml"],
+        schema=f"{workflow.basedir}/config/schema.yaml",
     )
 except grid_config.GridConfigError as e:
     raise WorkflowError(str(e)) from None

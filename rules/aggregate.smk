@@ -1,12 +1,19 @@
-# Aggregation: every run's metrics -> the long table, summary tables per split (CSV, Markdown,
-# LaTeX, with the paper's numbers beside mapped rows) and plots, all in the report.
+# Aggregation: every run's metrics -> the long table; the selection of each variant's sweep
+# point on validation (selection.csv); summary tables per split of the selected points (CSV,
+# Markdown, LaTeX, with the paper's numbers beside mapped rows); every point per split
+# (sweep_{split}.csv); plots, all in the report.
 
 
 rule aggregate:
     input:
-        metrics=pipeline.metrics_files(config),
+        metrics=pipeline.metrics_files(GRID),
     output:
         long=report("results/tables/long.csv", caption="../report/long.rst", category="Tables"),
+        selection=report(
+            multiext("results/tables/selection", ".csv", ".md"),
+            caption="../report/selection.rst",
+            category="Tables",
+        ),
         summaries=report(
             expand(
                 "results/tables/summary_{split}.{ext}",
@@ -14,6 +21,11 @@ rule aggregate:
                 ext=["csv", "md", "tex"],
             ),
             caption="../report/summary.rst",
+            category="Tables",
+        ),
+        sweeps=report(
+            expand("results/tables/sweep_{split}.csv", split=config["splits"]),
+            caption="../report/sweep_table.rst",
             category="Tables",
         ),
         by_variant=report(
@@ -24,6 +36,11 @@ rule aggregate:
         vs_share=report(
             "results/plots/accuracy_vs_share.png",
             caption="../report/accuracy_vs_share.rst",
+            category="Plots",
+        ),
+        sweep_plots=report(
+            expand("results/plots/sweep_{dataset}.png", dataset=config["datasets"]),
+            caption="../report/sweep_plot.rst",
             category="Plots",
         ),
     params:

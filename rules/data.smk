@@ -7,7 +7,7 @@ rule prepare_data:
         manifest="results/data/{dataset}/manifest.json",
         splits=multiext("results/data/{dataset}/", "train.parquet", "validation.parquet", "test.parquet"),
     params:
-        args=lambda w: pipeline.data_args(config, w.dataset),
+        args=lambda w: pipeline.data_args(GRID, w.dataset),
     conda:
         "../envs/steering.yaml"
     log:
@@ -22,7 +22,7 @@ rule make_tiny_model:
     output:
         "results/models/{model}/config.json",
     params:
-        args=lambda w: pipeline.tiny_model_args(config, w.model),
+        args=lambda w: pipeline.tiny_model_args(GRID, w.model),
     conda:
         "../envs/steering.yaml"
     log:

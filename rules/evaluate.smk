@@ -5,7 +5,9 @@
 
 rule evaluate:
     input:
-        lambda w: pipeline.evaluate_inputs(config, w.model, w.dataset, w.variant, w.seed),
+        data="results/data/{dataset}/manifest.json",
+        model=pipeline.model_input(GRID),
+        checkpoint=pipeline.evaluate_checkpoint(GRID),
     output:
         records=expand(
             "results/runs/{{model}}/{{dataset}}/{{variant}}/seed{{seed}}/{split}.json",
@@ -16,9 +18,9 @@ rule evaluate:
             split=config["splits"],
         ),
     params:
-        args=lambda w: pipeline.eval_args(config, w.model, w.dataset, w.variant, w.seed),
+        args=lambda w: pipeline.eval_args(GRID, w.model, w.dataset, w.variant, w.seed),
     resources:
-        gpu=lambda w: pipeline.eval_gpus(config, w.model),
+        gpu=pipeline.per_job(GRID, pipeline.eval_gpus),
         mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb", 16000),
         runtime=RESOURCES.get("evaluate", {}).get("runtime", 120),
     conda:

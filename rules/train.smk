@@ -1,26 +1,30 @@
-# Training: one (model, dataset, variant, seed) -> its checkpoint directory (steering adapter,
-# or a LoRA / full fine-tuning baseline) and training log. `gpus_per_train` > 1 launches one
-# DDP process per GPU (torchrun) and asks the scheduler for that many GPUs. Checkpoints every
-# `save_steps` go to the run's resume/ directory (not an output, so it survives a failed
-# attempt); a rerun or retry resumes from the last one. gpu_lease gives the job GPUs of its own
-# (CUDA_VISIBLE_DEVICES) on a local multi-GPU machine; under Slurm, Slurm has chosen them.
+# Training: one (model, dataset, variant or sweep point, seed) -> its checkpoint directory
+# (steering adapter, or a LoRA / full fine-tuning / ReFT / joint checkpoint) and training log.
+# `gpus_per_train` > 1 launches one DDP process per GPU (torchrun) and asks the scheduler for
+# that many GPUs. Checkpoints every `save_steps` go to the run's resume/ directory (not an
+# output, so it survives a failed attempt); a rerun or retry resumes from the last one.
+# gpu_lease gives the job GPUs of its own (CUDA_VISIBLE_DEVICES) on a local multi-GPU machine;
+# under Slurm, Slurm has chosen them. Inputs and resources are constants where the config
+# allows (pipeline.model_input, pipeline.per_job): one function less per job is seconds less
+# over the paper grid. The shell command and params stay as they were: Snakemake reruns every
+# job of a rule whose command text or params change.
 
 
 rule train:
     input:
         data="results/data/{dataset}/manifest.json",
-        model=lambda w: pipeline.model_inputs(config, w.model),
+        model=pipeline.model_input(GRID),
     output:
         checkpoint=directory("results/runs/{model}/{dataset}/{variant}/seed{seed}/checkpoint"),
         train_log="results/runs/{model}/{dataset}/{variant}/seed{seed}/train_log.jsonl",
     wildcard_constraints:
         variant=pipeline.wildcard_pattern(TRAINED_VARIANTS),
     params:
-        launch=lambda w: pipeline.train_launcher(config, w.model),
-        script=lambda w: pipeline.train_script(config, w.variant),
-        args=lambda w: pipeline.train_args(config, w.model, w.dataset, w.variant, w.seed),
+        launch=lambda w: pipeline.train_launcher(GRID, w.model),
+        script=lambda w: pipeline.train_script(GRID, w.variant),
+        args=lambda w: pipeline.train_args(GRID, w.model, w.dataset, w.variant, w.seed),
     resources:
-        gpu=lambda w: pipeline.train_gpus(config, w.model),
+        gpu=pipeline.per_job(GRID, pipeline.train_gpus),
         mem_mb=RESOURCES.get("train", {}).get("mem_mb", 16000),
         runtime=RESOURCES.get("train", {}).get("runtime", 240),
     conda:

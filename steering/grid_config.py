@@ -9,8 +9,12 @@ a time. These checks look across values and files, before any job is scheduled:
   ignored without a word;
 - combinations the method cannot run (joint adaptation with a vector or last-token steering);
 - a dataset option that its ``source`` never reads, and a local ``data_dir`` that is missing;
-- two model or two variant names for the same thing (the grid would train and report it
-  twice, under two names).
+- a ``sweep`` that cannot mean what it says: not a mapping of lists, an empty or repeated
+  list, a value the key's schema refuses, a key no method reads or this variant's method does
+  not read, a key that is also set on the variant, seeds (they come from ``seeds``), a sweep
+  on ``base``, or a sweep without the validation split to select on;
+- two model or two variant names (sweep points included) for the same thing (the grid would
+  train and report it twice, under two names).
 
 ``check`` raises ``GridConfigError`` listing every problem, each with where it is and what to
 do. The Snakefile calls it after schema validation; it imports no torch and no snakemake.
@@ -23,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from steering import sweep
 
 TRAINING = ("lr", "warmup_ratio", "weight_decay", "epochs", "bs")
 JOINT_ONLY = (
@@ -39,6 +45,7 @@ METHOD_KEYS: dict[str, tuple[str, ...]] = {
     **{k: ("joint",) for k in JOINT_ONLY},
     "reft_first_n": ("reft",),
     "reft_last_n": ("reft",),
+    "reft_positions": ("reft",),
     "kind": ("steering", "joint"),
     "activation": ("steering", "joint"),
     "sites": ("steering", "joint"),
@@ -46,6 +53,16 @@ METHOD_KEYS: dict[str, tuple[str, ...]] = {
     "rank": ("steering", "joint", "lora", "reft"),
     **{k: ("steering", "joint", "lora", "full", "reft") for k in TRAINING},
 }
+
+# Keys a sweep may not vary, and why.
+NOT_SWEPT = {
+    "seed": "seeds come from the top-level 'seeds' list, and every point runs with each",
+    "seeds": "seeds come from the top-level 'seeds' list, and every point runs with each",
+    "method": "a sweep varies one method's settings; make one variant per method",
+    "paper": "the paper's name labels the variant, not one of its points",
+    "sweep": "sweeps do not nest; put every key in one sweep",
+}
+VECTOR_UNREAD = ("rank", "activation")  # what a steering vector (kind: vector) has not
 
 # Variant settings joint adaptation cannot run (scripts/train_joint.py has no flag for them).
 JOINT_UNSUPPORTED = {"kind": "vector", "sites": "submodules_official", "positions": "last"}
@@ -116,6 +133,118 @@ def _variant_problems(name: str, raw: dict[str, Any]) -> list[str]:
             for key, value in JOINT_UNSUPPORTED.items()
             if raw.get(key) == value
         ]
+    if method == "reft" and "reft_positions" in raw:
+        out += [
+            f"{where}: give reft_positions or {key}, not both"
+            for key in ("reft_first_n", "reft_last_n")
+            if key in raw
+        ]
+    return out
+
+
+def sweepable(raw: dict[str, Any]) -> list[str]:
+    """The keys a sweep on this variant may vary: what its method reads."""
+    method = raw.get("method", "steering")
+    vector = raw.get("kind") == "vector"
+    return sorted(
+        k
+        for k, users in METHOD_KEYS.items()
+        if method in users and not (vector and k in VECTOR_UNREAD)
+    )
+
+
+def _sweep_problems(name: str, raw: dict[str, Any], schema: dict | None) -> list[str]:
+    """What is wrong with variant ``name``'s ``sweep`` (``raw`` as written)."""
+    where, spec = f"variants.{name}", raw["sweep"]
+    method = raw.get("method", "steering")
+    if method == "base":
+        return [
+            f"{where}: a base variant (the untrained model) trains nothing, so there is "
+            "nothing to sweep; remove 'sweep'"
+        ]
+    if not isinstance(spec, dict) or not spec:
+        return [
+            f"{where}: 'sweep' must map settings to lists of values, e.g. "
+            "sweep: {lr: [0.001, 0.002]}"
+        ]
+    allowed = sweepable(raw)
+    out = []
+    for key, values in spec.items():
+        at = f"{where}.sweep.{key}"
+        if key in NOT_SWEPT:
+            out.append(f"{at}: cannot be swept: {NOT_SWEPT[key]}")
+        elif key not in METHOD_KEYS:
+            out.append(
+                f"{at}: no method reads '{key}'; method {method} can sweep {', '.join(allowed)}"
+            )
+        elif key not in allowed:
+            why = (
+                "a steering vector (kind: vector) has no rank or activation"
+                if method in METHOD_KEYS[key]
+                else f"it is only read by method(s) {', '.join(METHOD_KEYS[key])}"
+            )
+            out.append(
+                f"{at}: method {method} does not read '{key}' ({why}); it can sweep "
+                + ", ".join(allowed)
+            )
+        elif key in raw:
+            out.append(
+                f"{at}: '{key}' is also set on the variant ({raw[key]!r}); set it or sweep "
+                "it, not both"
+            )
+        elif not isinstance(values, list):
+            out.append(f"{at}: must be a list of values, e.g. [{values!r}]; got {values!r}")
+        elif not values:
+            out.append(f"{at}: the list is empty; give at least one value")
+        else:
+            out += _value_problems(at, key, values, schema)
+    return out
+
+
+def _value_problems(at: str, key: str, values: list, schema: dict | None) -> list[str]:
+    out = []
+    repeated = [v for i, v in enumerate(values) if any(_same(v, w) for w in values[:i])]
+    if repeated:
+        out.append(f"{at}: repeats {', '.join(map(repr, repeated))}; list each value once")
+    for value in values:
+        try:
+            sweep.format_value(value)
+        except ValueError as e:
+            out.append(f"{at}: {e}")
+            continue
+        out += [f"{at}: {message}" for message in _schema_errors(schema, key, value)]
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as settings: 1 and 1.0 are, True and 1 are not."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b
+
+
+def _schema_errors(schema: dict | None, key: str, value: Any) -> list[str]:
+    """The schema's complaints about ``value`` for variant key ``key`` (none without one)."""
+    if schema is None:
+        return []
+    import jsonschema
+
+    variant = schema["properties"]["variants"]["additionalProperties"]
+    sub = {**variant["properties"][key], "$defs": schema.get("$defs", {})}
+    validator = jsonschema.Draft202012Validator(sub)
+    return [e.message for e in validator.iter_errors(value)]
+
+
+def _point_problems(name: str, raw: dict[str, Any]) -> list[str]:
+    """Combinations that only some points of a (well-formed) sweep make impossible."""
+    own = {k: v for k, v in raw.items() if k != "sweep"}
+    found = set(_variant_problems(name, own))
+    out = []
+    for point in sweep.points(raw["sweep"]):
+        label = sweep.run_name(name, point)
+        for problem in _variant_problems(label, {**own, **point}):
+            if problem.replace(f"variants.{label} ", f"variants.{name} ", 1) not in found:
+                out.append(problem)
     return out
 
 
@@ -150,22 +279,62 @@ def _same_entries(section: str, entries: dict[str, dict], ignore: tuple[str, ...
     return out
 
 
+def _as_run(config: dict[str, Any], variants: dict[str, dict]) -> dict[str, dict]:
+    """Each variant with the training settings it runs with on every dataset filled in
+    (variant over dataset over ``training``), so ``{}`` and ``{lr: 0.0009}`` under a
+    ``training`` rate of 0.0009 compare as the same run, and two variants that differ on any
+    dataset never do."""
+    training = config.get("training", {})
+    out = {}
+    for name, entry in variants.items():
+        per_dataset = {}
+        for dataset, options in config["datasets"].items():
+            settings = {k: training.get(k) for k in TRAINING}
+            settings.update(
+                {k: (options or {})[k] for k in TRAINING if (options or {}).get(k) is not None}
+            )
+            settings.update({k: entry[k] for k in TRAINING if k in entry})
+            per_dataset[dataset] = settings
+        out[name] = {**{k: v for k, v in entry.items() if k not in TRAINING}, "runs": per_dataset}
+    return out
+
+
 def problems(
-    config: dict[str, Any], raw: dict[str, Any] | None = None, workdir: str | Path = "."
+    config: dict[str, Any],
+    raw: dict[str, Any] | None = None,
+    workdir: str | Path = ".",
+    schema: dict | None = None,
 ) -> list[str]:
     """Every semantic problem of a schema-valid ``config``.
 
     ``raw`` is the config as written, before the schema filled in defaults (so a default
-    value does not count as a key the user set); it defaults to ``config``.
+    value does not count as a key the user set); it defaults to ``config``. ``schema`` (the
+    parsed ``config/schema.yaml``) checks each swept value as if it were set on the variant.
     """
     raw = config if raw is None else raw
-    out = []
+    out, broken = [], set()
     for name, variant in raw.get("variants", {}).items():
-        out += _variant_problems(name, variant or {})
+        variant = variant or {}
+        out += _variant_problems(name, {k: v for k, v in variant.items() if k != "sweep"})
+        if "sweep" in variant:
+            found = _sweep_problems(name, variant, schema)
+            out += found or _point_problems(name, variant)
+            broken.update([name] if found else [])
     for name, dataset in raw.get("datasets", {}).items():
         out += _dataset_problems(name, dataset or {}, Path(workdir))
     out += _same_entries("models", config["models"], ignore=("paper",))
-    out += _same_entries("variants", config["variants"], ignore=("paper",))
+    variants = {k: v for k, v in config["variants"].items() if k not in broken}
+    out += _same_entries("variants", _as_run(config, sweep.expand(variants)), ignore=("paper",))
+    swept = [
+        name
+        for name, v in variants.items()
+        if isinstance((v or {}).get("sweep"), dict) and len(sweep.points(v["sweep"])) > 1
+    ]
+    if swept and "validation" not in config.get("splits", ["validation"]):
+        out.append(
+            f"variants {', '.join(swept)} sweep settings, and the selection is made on the "
+            "validation split, which 'splits' leaves out; add validation to splits"
+        )
     return out
 
 
@@ -174,9 +343,13 @@ def check(
     raw: dict[str, Any] | None = None,
     files: list[str | Path] = (),
     workdir: str | Path = ".",
+    schema: str | Path | None = None,
 ) -> None:
-    """Raise ``GridConfigError`` listing every problem of ``config`` and its YAML ``files``."""
-    found = [p for f in files for p in repeated_keys(f)] + problems(config, raw, workdir)
+    """Raise ``GridConfigError`` listing every problem of ``config`` and its YAML ``files``
+    (``schema``: the path of ``config/schema.yaml``, for the swept values)."""
+    parsed = yaml.safe_load(Path(schema).read_text(encoding="utf-8")) if schema else None
+    found = [p for f in files for p in repeated_keys(f)]
+    found += problems(config, raw, workdir, parsed)
     if found:
         lines = "\n".join(f"  - {p}" for p in found)
         raise GridConfigError(f"the config has {len(found)} problem(s):\n{lines}")

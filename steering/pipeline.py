@@ -1,9 +1,11 @@
 """The pipeline's grid and job arguments, from a validated config (no torch: the DAG of
-hundreds of jobs builds in seconds).
+thousands of jobs builds in seconds).
 
-A config names models, datasets, variants and seeds (``config/schema.yaml``). Every
-(model, dataset, variant, seed) is a run; a ``base`` variant (method ``base``) evaluates the
-untrained model once, under the first seed. Each run lives in
+A config names models, datasets, variants and seeds (``config/schema.yaml``). ``grid``
+replaces every swept variant by its points (``steering/sweep.py``: ``silu@lr=0.002`` ...),
+each an ordinary variant from then on; the functions below take that expanded config. Every
+(model, dataset, variant or point, seed) is a run; a ``base`` variant (method ``base``)
+evaluates the untrained model once, under the first seed. Each run lives in
 ``results/runs/{model}/{dataset}/{variant}/seed{seed}/``. The functions here turn a run into
 the exact, quoted command-line arguments of ``scripts/train.py`` / ``scripts/inference.py``.
 """
@@ -15,6 +17,8 @@ import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
+
+from steering import sweep
 
 RESULTS = "results"
 SITES_FLAGS = {
@@ -46,6 +50,28 @@ def data_dir(dataset: str) -> str:
 
 def tiny_model_dir(model: str) -> str:
     return f"{RESULTS}/models/{model}"
+
+
+def grid(config: dict) -> dict:
+    """The config with each swept variant replaced by its points: what the rules run. The
+    other sections, and unswept variants, are the config's own."""
+    return {**config, "variants": sweep.expand(config["variants"])}
+
+
+# ReFT positions by name: the last n prompt tokens, the first n, or the first n and last m.
+REFT_POSITIONS = re.compile(
+    r"^(?:first(?P<first>[1-9]\d*)(?:_last(?P<both>[1-9]\d*))?|last(?P<last>[1-9]\d*))$"
+)
+
+
+def reft_positions(name: str) -> tuple[int, int]:
+    """``last1`` -> (0, 1); ``first7_last7`` -> (7, 7); ``first3`` -> (3, 0)."""
+    m = REFT_POSITIONS.match(name)
+    if m is None:
+        raise ValueError(
+            f"reft_positions {name!r} is not last<n>, first<n> or first<n>_last<m> (n, m >= 1)"
+        )
+    return int(m["first"] or 0), int(m["both"] or m["last"] or 0)
 
 
 def is_trained(config: dict, variant: str) -> bool:
@@ -88,6 +114,28 @@ def train_gpus(config: dict, model: str) -> int:
 def eval_gpus(config: dict, model: str) -> int:
     """GPUs one evaluation job of ``model`` spreads the model over (``gpus_per_eval``)."""
     return int(_model_setting(config, model, "gpus_per_eval", 1))
+
+
+def per_job(config: dict, value_of):
+    """``value_of(config, model)`` for a rule: a constant when every model gives the same
+    value, else a function of a job's wildcards. Snakemake calls a function once per job and
+    inspects its signature each time, which costs seconds over the paper grid's thousands of
+    jobs; a constant costs nothing."""
+    values = {m: value_of(config, m) for m in config["models"]}
+    if len(set(map(repr, values.values()))) == 1:
+        return next(iter(values.values()))
+    return lambda wildcards: values[wildcards.model]
+
+
+def model_input(config: dict):
+    """What a job on a model waits for: the built tiny model's config (a pattern in
+    ``{model}`` when every model is built, nothing when none is; else a function)."""
+    tiny = ["tiny" in entry for entry in config["models"].values()]
+    if all(tiny):
+        return [f"{tiny_model_dir('{model}')}/config.json"]
+    if not any(tiny):
+        return []
+    return lambda wildcards: model_inputs(config, wildcards.model)
 
 
 def train_launcher(config: dict, model: str) -> str:
@@ -179,7 +227,11 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
             args += ["--lora-rank", str(v.get("rank", 8))]
         if method == "reft":
             args += ["--reft-rank", str(v.get("rank", 8))]
-            args += _flags(v, ("reft_first_n", "reft_last_n"))
+            if v.get("reft_positions"):
+                first, last = reft_positions(v["reft_positions"])
+                args += ["--reft-first-n", str(first), "--reft-last-n", str(last)]
+            else:
+                args += _flags(v, ("reft_first_n", "reft_last_n"))
         return shlex.join(args)
     if method == "joint":  # LoRA (lora_rank) + an adapter (rank); grid_config rejects the rest
         args += ["--no-eval", "--lora-rank", str(v.get("lora_rank", 8))]
@@ -266,6 +318,19 @@ def evaluate_inputs(config: dict, model: str, dataset: str, variant: str, seed) 
     if is_trained(config, variant):
         inputs += checkpoint_files(run_dir(model, dataset, variant, seed))
     return inputs
+
+
+def evaluate_checkpoint(config: dict):
+    """The checkpoint an evaluation job waits for: a pattern when every variant is trained,
+    else a function (a ``base`` variant evaluates the untrained model, with no checkpoint)."""
+    if all(is_trained(config, v) for v in config["variants"]):
+        return checkpoint_files(run_dir("{model}", "{dataset}", "{variant}", "{seed}"))
+
+    def checkpoint(w) -> list[str]:
+        trained = is_trained(config, w.variant)
+        return checkpoint_files(run_dir(w.model, w.dataset, w.variant, w.seed)) if trained else []
+
+    return checkpoint
 
 
 def metrics_files(config: dict) -> list[str]:

@@ -4,6 +4,7 @@ scratch copy of the repo."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from steering.sweep import join_run_name
 from tests.workflow import copy_workflow, job_counts, snakemake
 from tests.workflow import env as workflow_env
 
@@ -32,12 +34,13 @@ def finished(tmp_path_factory):
 @pytest.mark.slow
 def test_end_to_end_tables_match_the_run_metrics(finished):
     work = finished
-    long = pd.read_csv(work / "results/tables/long.csv")
-    assert len(long) == 2 * 3 * 2  # datasets x (base, silu, joint) x splits, one seed
+    long = pd.read_csv(work / "results/tables/long.csv", keep_default_na=False)
+    assert len(long) == 2 * 4 * 2  # datasets x (base, silu at 2 rates, joint) x splits, one seed
     assert set(long.columns) >= {
         "model",
         "dataset",
         "variant",
+        "point",
         "seed",
         "split",
         "accuracy",
@@ -49,8 +52,12 @@ def test_end_to_end_tables_match_the_run_metrics(finished):
         "protocol_version",
         "git_commit",
     }
+    assert set(long[long.variant == "silu"].point) == {"lr=0.005", "lr=0.02"}
     for row in long.itertuples():
-        run = work / f"results/runs/{row.model}/{row.dataset}/{row.variant}/seed{row.seed}"
+        run = (
+            work / f"results/runs/{row.model}/{row.dataset}/{join_run_name(row.variant, row.point)}"
+        )
+        run = run / f"seed{row.seed}"
         metrics = json.loads((run / f"{row.split}.metrics.json").read_text())
         assert row.accuracy == metrics["accuracy"] and row.n == metrics["n"]
         assert 0 < row.n <= 16  # max_eval_samples
@@ -73,24 +80,28 @@ def test_end_to_end_tables_match_the_run_metrics(finished):
             "eval",
         }
     summary = pd.read_csv(work / "results/tables/summary_test.csv").set_index("variant")
-    test = long[long.split == "test"].set_index(["variant", "dataset"])
+    chosen = pd.read_csv(work / "results/tables/selection.csv", keep_default_na=False)
+    chosen = chosen.set_index(["variant", "dataset"])
+    test = long[long.split == "test"].set_index(["variant", "dataset", "point"])
     for variant in ("base", "silu", "joint"):
         for dataset in ("BoolQ", "ListOps"):
+            point = chosen.loc[(variant, dataset), "point"]
             assert summary.loc[variant, dataset] == pytest.approx(
-                100 * test.loc[(variant, dataset), "accuracy"]
+                100 * test.loc[(variant, dataset, point), "accuracy"]
             )
     assert summary.loc["silu", "BoolQ paper"] == 87.5  # the config maps silu to the paper's row
     md = (work / "results/tables/summary_test.md").read_text()
     assert md.startswith("| model | variant | params % | BoolQ | BoolQ (paper) | ListOps |")
     assert "\\begin{tabular}" in (work / "results/tables/summary_validation.tex").read_text()
-    for png in ("accuracy_by_variant.png", "accuracy_vs_share.png"):
+    for png in ("accuracy_by_variant.png", "accuracy_vs_share.png", "sweep_BoolQ.png"):
         assert (work / "results/plots" / png).read_bytes()[:4] == b"\x89PNG"
     for rule in ("prepare_data", "make_tiny_model", "train", "evaluate"):
         assert any((work / "results/logs" / rule).rglob("*.log")), rule
         assert any((work / "results/benchmarks" / rule).rglob("*.tsv")), rule
 
 
-TWO_RUNS = {"train": 2, "evaluate": 2, "aggregate": 1, "all": 1, "total": 6}  # two runs redone
+def runs_redone(n: int) -> dict[str, int]:
+    return {"train": n, "evaluate": n, "aggregate": 1, "all": 1, "total": 2 * n + 2}
 
 
 @pytest.mark.slow
@@ -103,15 +114,17 @@ def test_rerun_does_nothing_and_a_new_variant_schedules_only_its_jobs(finished):
     (work / "more.yaml").write_text(yaml.safe_dump(config))
     dry = snakemake(work, "--configfile", "more.yaml", "-n")
     assert dry.returncode == 0, dry.stderr[-2000:]
-    assert job_counts(dry.stdout) == TWO_RUNS
+    assert job_counts(dry.stdout) == runs_redone(2)
     # editing one dataset's training settings reruns that dataset's trained runs only
     config = yaml.safe_load((work / "config/test.yaml").read_text())
-    config["datasets"]["ListOps"]["lr"] = 0.001
+    config["datasets"]["ListOps"]["warmup_ratio"] = 0.1
     (work / "edited.yaml").write_text(yaml.safe_dump(config))
     dry = snakemake(work, "--configfile", "edited.yaml", "-n")
     assert dry.returncode == 0, dry.stderr[-2000:]
-    assert job_counts(dry.stdout) == TWO_RUNS
-    assert "dataset=ListOps, variant=silu" in dry.stdout and "dataset=BoolQ" not in dry.stdout
+    assert job_counts(dry.stdout) == runs_redone(3)  # silu at 2 rates, joint
+    assert (
+        "dataset=ListOps, variant=silu@lr=0.02" in dry.stdout and "dataset=BoolQ" not in dry.stdout
+    )
 
 
 @pytest.mark.slow
@@ -122,6 +135,7 @@ def test_report_is_self_contained_html(finished):
     assert proc.returncode == 0, proc.stderr[-2000:]
     html = (finished / "results/report.html").read_text()
     assert "accuracy_by_variant.png" in html and "summary_test.md" in html
+    assert "sweep_BoolQ.png" in html and "selection.csv" in html
 
 
 def test_lint_is_clean(tmp_path):
@@ -135,11 +149,12 @@ def test_lint_is_clean(tmp_path):
     [
         (
             "config/config.yaml",
-            {"make_tiny_model": 1, "prepare_data": 6, "train": 48, "evaluate": 54},
+            {"make_tiny_model": 1, "prepare_data": 6, "train": 60, "evaluate": 66},
         ),
         (
             "config/paper.yaml",
-            {"prepare_data": 6, "train": 4 * 6 * 8 * 3, "evaluate": 4 * 6 * (8 * 3 + 1)},
+            # 41 points: 4 post-block variants x 5 rates, LoRA 5, full 5, ReFT 5 x 2, joint 1
+            {"prepare_data": 6, "train": 4 * 6 * 41 * 3, "evaluate": 4 * 6 * (41 * 3 + 1)},
         ),
     ],
 )
@@ -149,6 +164,72 @@ def test_dry_run_of_shipped_configs(tmp_path, configfile, expected):
     counts = job_counts(proc.stdout)
     assert {k: counts.get(k) for k in expected} == expected
     assert "torch" not in proc.stderr  # the DAG is built without importing torch
+
+
+SWEEP = {
+    "models": {"tiny": {"tiny": {"hidden_size": 32, "layers": 2}}},
+    "datasets": {"BoolQ": {"source": "synthetic", "synthetic_scale": 0.05}},
+    "variants": {"silu": {"sweep": {"lr": [0.001, 0.03]}}},
+    "seeds": [0, 1],
+    "training": {"max_train_samples": 48, "max_eval_samples": 24, "save_steps": 0},
+}
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """A 2-point x 2-seed sweep on one dataset, run to completion."""
+    work = copy_workflow(tmp_path_factory.mktemp("sweep"))
+    (work / "sweep.yaml").write_text(yaml.safe_dump(SWEEP))
+    proc = snakemake(work, "--configfile", "sweep.yaml", "--cores", "2", "--resources", "gpu=2")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return work, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_every_point_and_reports_the_validation_argmax(swept):
+    work, log = swept
+    assert job_counts(log) == {
+        **{"make_tiny_model": 1, "prepare_data": 1, "train": 4, "evaluate": 4},
+        **{"aggregate": 1, "all": 1, "total": 12},
+    }
+    runs = work / "results/runs/tiny/BoolQ"
+    assert sorted(p.name for p in runs.iterdir()) == ["silu@lr=0.001", "silu@lr=0.03"]
+    val = {
+        point: [
+            json.loads((runs / point / f"seed{s}/validation.metrics.json").read_text())["accuracy"]
+            for s in (0, 1)
+        ]
+        for point in ("silu@lr=0.001", "silu@lr=0.03")
+    }
+    means = {p: sum(v) / 2 for p, v in val.items()}
+    best = max(sorted(means), key=lambda p: round(means[p], 9))  # ties: the smaller rate
+    chosen = pd.read_csv(work / "results/tables/selection.csv").iloc[0]
+    assert f"silu@{chosen['point']}" == best and chosen["points"] == 2 and chosen["seeds"] == 2
+    assert chosen["val_mean"] == pytest.approx(100 * means[best])
+    test = pd.Series(
+        [
+            100 * json.loads((runs / best / f"seed{s}/test.metrics.json").read_text())["accuracy"]
+            for s in (0, 1)
+        ]
+    )
+    summary = pd.read_csv(work / "results/tables/summary_test.csv").iloc[0]
+    assert summary["variant"] == "silu" and summary["seeds"] == 2
+    assert summary["BoolQ"] == pytest.approx(test.mean()) == chosen["test_mean"]
+    assert summary["BoolQ std"] == pytest.approx(test.std()) == pytest.approx(chosen["test_std"])
+    assert len(pd.read_csv(work / "results/tables/sweep_validation.csv")) == 2
+
+
+@pytest.mark.slow
+def test_adding_a_value_to_a_sweep_schedules_only_its_jobs(swept):
+    work, _ = swept
+    config = json.loads(json.dumps(SWEEP))
+    config["variants"]["silu"]["sweep"]["lr"].append(0.01)
+    (work / "three.yaml").write_text(yaml.safe_dump(config))
+    dry = snakemake(work, "--configfile", "three.yaml", "-n")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert job_counts(dry.stdout) == runs_redone(2)  # the new point's two seeds
+    planned = set(re.findall(r"variant=([^,\s]+)", dry.stdout))
+    assert planned == {"silu@lr=0.01"}, planned
 
 
 def _workers(work: Path) -> list[int]:

@@ -230,3 +230,29 @@ def test_training_resumes_from_the_run_directory_not_an_output():
     config["training"]["save_steps"] = 0
     args = shlex.split(pipeline.train_args(config, "m", "BoolQ", "silu", 1))
     assert args[args.index("--save-steps") + 1] == "0"
+
+
+def test_rule_inputs_and_resources_are_constants_where_the_config_allows():
+    """Snakemake calls a function once per job: over the paper grid's thousands of jobs a
+    constant is seconds faster, so a value the same for every model is a constant."""
+    from types import SimpleNamespace as W
+
+    config = pipeline.grid(json.loads(json.dumps(CONFIG)))
+    assert pipeline.per_job(config, pipeline.train_gpus) == 1
+    config["models"]["hub"]["gpus_per_train"] = 2
+    gpus = pipeline.per_job(config, pipeline.train_gpus)
+    assert (gpus(W(model="m")), gpus(W(model="hub"))) == (1, 2)
+    mixed = pipeline.model_input(config)  # one tiny model, one hub model
+    assert mixed(W(model="m")) == ["results/models/m/config.json"] and mixed(W(model="hub")) == []
+    tiny = {**config, "models": {"m": config["models"]["m"]}}
+    assert pipeline.model_input(tiny) == ["results/models/{model}/config.json"]
+    assert pipeline.model_input({**config, "models": {"h": {"name": "x"}}}) == []
+    checkpoint = pipeline.evaluate_checkpoint(config)  # a base variant: no checkpoint for it
+    assert checkpoint(W(model="m", dataset="BoolQ", variant="base", seed="0")) == []
+    assert checkpoint(W(model="m", dataset="BoolQ", variant="silu", seed="1")) == [
+        "results/runs/m/BoolQ/silu/seed1/checkpoint"
+    ]
+    trained = {**config, "variants": {"silu": {}}}
+    assert pipeline.evaluate_checkpoint(trained) == [
+        "results/runs/{model}/{dataset}/{variant}/seed{seed}/checkpoint"
+    ]

@@ -83,6 +83,13 @@ def edited(edit) -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
+def swept(variant: dict, **more) -> str:
+    """GRID with variant ``s`` (validation split on, so selection could run)."""
+    return edited(
+        lambda c: c.update(splits=["validation", "test"], **more) or c["variants"].update(s=variant)
+    )
+
+
 REPEATED_KEY = """\
 models:
   tiny: {tiny: {hidden_size: 32, layers: 2}}
@@ -165,6 +172,67 @@ CONFIG_CASES = cases(
             edited(lambda c: c["models"].update({"../escape": {"name": "x"}})),
             "'../escape' does not match",
             id="config-path-traversal-name",
+        ),
+        # Sweeps: named by variant and key, before any job
+        pytest.param(
+            swept({"sweep": {"lr": []}}),
+            "variants.s.sweep.lr: the list is empty",
+            id="config-sweep-empty-list",
+        ),
+        pytest.param(
+            swept({"sweep": {"lr": 0.001}}),
+            "variants.s.sweep.lr: must be a list of values, e.g. [0.001]",
+            id="config-sweep-not-a-list",
+        ),
+        pytest.param(
+            swept({"sweep": {"lr": [0.001, 0.001]}}),
+            "variants.s.sweep.lr: repeats 0.001; list each value once",
+            id="config-sweep-repeated-value",
+        ),
+        pytest.param(
+            swept({"sweep": {"learning_rate": [0.001]}}),
+            "variants.s.sweep.learning_rate: no method reads 'learning_rate'",
+            id="config-sweep-unknown-key",
+        ),
+        pytest.param(
+            swept({"kind": "vector", "sweep": {"rank": [1, 2]}}),
+            "variants.s.sweep.rank: method steering does not read 'rank'",
+            id="config-sweep-key-its-method-does-not-read",
+        ),
+        pytest.param(
+            swept({"sweep": {"seeds": [[0, 1]]}}),
+            "variants.s.sweep.seeds: cannot be swept: seeds come from the top-level 'seeds'",
+            id="config-sweep-seeds",
+        ),
+        pytest.param(
+            swept({"method": "base", "sweep": {"lr": [0.001, 0.002]}}),
+            "variants.s: a base variant (the untrained model) trains nothing",
+            id="config-sweep-on-base",
+        ),
+        pytest.param(
+            swept({"rank": 2, "sweep": {"lr": [0.005, 0.01]}}),
+            "variants.s@lr=0.005 has the same settings as variants.a",
+            id="config-sweep-point-is-another-variant",
+        ),
+        pytest.param(
+            edited(lambda c: c["variants"].update({"a@lr=0.01": {"rank": 2}})),
+            "'a@lr=0.01' does not match",
+            id="config-sweep-point-name-by-hand",
+        ),
+        pytest.param(
+            edited(lambda c: c["variants"].update(s={"sweep": {"lr": [0.001, 0.002]}})),
+            "selection is made on the validation split, which 'splits' leaves out",
+            id="config-sweep-without-validation",
+        ),
+        pytest.param(
+            swept({"sweep": {"lr": [], "seed": [1]}, "rank": 0}),
+            "0 is less than the minimum of 1",  # the schema's first, then all of ours at once
+            id="config-sweep-schema-first",
+        ),
+        pytest.param(
+            swept({"sweep": {"lr": [], "seed": [1], "lora_rank": [2]}}),
+            "the config has 3 problem(s)",
+            id="config-sweep-every-problem-at-once",
         ),
     ]
 )
@@ -715,6 +783,40 @@ def test_concurrent_aggregations_write_whole_tables(finished_grid, tmp_path):
 
 
 @pytest.mark.slow
+@case("tables-incomplete-sweep-point")
+def test_a_sweep_point_missing_a_seed_is_named_never_compared(tmp_path):
+    """A point whose validation run of one seed failed (its jobs under --keep-going) is named
+    and left out of the selection, never compared on the seeds it has; with
+    --require-complete nothing is written."""
+    paths = []
+    for point, accs in {"lr=0.001": (0.5, 0.5), "lr=0.002": (0.9, None)}.items():
+        for seed, acc in enumerate(accs):
+            for split in ("validation", "test"):
+                if acc is None and split == "validation":
+                    continue  # this seed's evaluation failed
+                path = tmp_path / f"runs/m/BoolQ/s@{point}/seed{seed}/{split}.metrics.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps({"accuracy": acc or 0.9, "n": 10}))
+                paths.append(path)
+    out = tmp_path / "tables"
+    script = [sys.executable, "scripts/aggregate.py", "--metrics", *map(str, paths)]
+    script += ["--out-dir", str(out), "--plots-dir", str(tmp_path / "plots")]
+    done = subprocess.run(script, cwd=ROOT, env=env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "warning: m/BoolQ/s@lr=0.002 lacks validation for seed(s) 1" in done.stderr
+    chosen = pd.read_csv(out / "selection.csv")
+    assert list(chosen["point"]) == ["lr=0.001"] and list(chosen["points"]) == [1]
+    strict = subprocess.run(
+        [*script[:-4], "--out-dir", str(tmp_path / "strict"), "--require-complete"],
+        cwd=ROOT,
+        env=env(),
+        capture_output=True,
+        text=True,
+    )
+    assert strict.returncode == 2 and "error: 1 run splits missing" in strict.stderr
+    assert "Traceback" not in strict.stderr and not (tmp_path / "strict").exists()
+
+
 @case("eval-killed")
 def test_a_killed_evaluation_leaves_no_complete_looking_file(ws, tmp_path):
     """inference.py killed while the second split runs: the first split's files are whole, the

@@ -2,8 +2,8 @@
 job by job with sbatch, GPUs asked for exactly by the GPU rules, the same tables at the end.
 
 Needs root and apt (Debian/Ubuntu) for the Slurm packages; skipped otherwise, or failed with
-STEERING_REQUIRE_SLURM=1. The cluster: tests/slurm_cluster.py. ~2.5 min on 2 cores, nearly
-all of it the 14 Slurm jobs (one fake GPU, so the 10 GPU jobs run one after another).
+STEERING_REQUIRE_SLURM=1. The cluster: tests/slurm_cluster.py. ~3 min on 2 cores, nearly
+all of it the 18 Slurm jobs (one fake GPU, so the 14 GPU jobs run one after another).
 """
 
 import os
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 TIMEOUT = 420  # s; Snakemake can wait forever on a job status it cannot read
 # config/test.yaml's jobs (the target rule `all` runs no command, so is never submitted).
-EXPECTED_JOBS = {"prepare_data": 2, "make_tiny_model": 1, "train": 4, "evaluate": 6, "aggregate": 1}
+EXPECTED_JOBS = {"prepare_data": 2, "make_tiny_model": 1, "train": 6, "evaluate": 8, "aggregate": 1}
 GPU_RULES = {"train", "evaluate"}
 
 
@@ -134,9 +134,12 @@ def test_pipeline_through_slurm_asks_gpus_for_gpu_rules_only(run):
             assert mem == f"{profile['default-resources']['mem_mb']}M", (rule, job)
 
     # The same results as a local run (tests/test_pipeline.py checks the contents).
-    long = pd.read_csv(work / "results/tables/long.csv")
-    assert len(long) == 2 * 3 * 2  # datasets x (base, silu, joint) x splits, one seed
+    long = pd.read_csv(work / "results/tables/long.csv", keep_default_na=False)
+    assert len(long) == 2 * 4 * 2  # datasets x (base, silu at 2 rates, joint) x splits, one seed
     assert set(long.variant) == {"base", "silu", "joint"}
+    # sweep points ran as Slurm jobs under their names (@, =: Snakemake's --target-jobs)
+    assert set(long[long.variant == "silu"].point) == {"lr=0.005", "lr=0.02"}
+    assert any("silu@lr=0.02" in j.get("Comment", "") for j in ours), diagnosis()
     assert set(long.dataset) == {"BoolQ", "ListOps"} and set(long.seed) == {0}
     md = (work / "results/tables/summary_test.md").read_text()
     assert md.startswith("| model | variant | params % | BoolQ | BoolQ (paper) | ListOps |")
