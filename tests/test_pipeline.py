@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from steering.sweep import join_run_name
-from tests.workflow import copy_workflow, job_counts, snakemake
+from tests.workflow import copy_workflow, job_counts, run_config, snakemake
 from tests.workflow import env as workflow_env
 
 
@@ -178,11 +178,7 @@ SWEEP = {
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     """A 2-point x 2-seed sweep on one dataset, run to completion."""
-    work = copy_workflow(tmp_path_factory.mktemp("sweep"))
-    (work / "sweep.yaml").write_text(yaml.safe_dump(SWEEP))
-    proc = snakemake(work, "--configfile", "sweep.yaml", "--cores", "2", "--resources", "gpu=2")
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    return work, proc.stdout + proc.stderr
+    return run_config(tmp_path_factory.mktemp("sweep"), "sweep.yaml", SWEEP)
 
 
 @pytest.mark.slow

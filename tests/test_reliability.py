@@ -28,7 +28,7 @@ from steering.tasks import TASKS, get_task
 from steering.tasks.files import write_prepared
 from steering.tiny import save_tiny_model
 from tests.conftest import official_state
-from tests.workflow import ROOT, copy_workflow, env, job_counts, snakemake
+from tests.workflow import ROOT, copy_workflow, env, job_counts, run_config, snakemake
 
 COVERED: set[str] = set()  # every case id a test below drives
 
@@ -629,11 +629,7 @@ def test_parsers_never_run_model_output(tmp_path, name):
 @pytest.fixture(scope="module")
 def finished_grid(tmp_path_factory):
     """GRID run to completion once; tests copy it (metadata and modification times too)."""
-    work = copy_workflow(tmp_path_factory.mktemp("grid"))
-    (work / "grid.yaml").write_text(yaml.safe_dump(GRID))
-    proc = snakemake(work, "--configfile", "grid.yaml", "--cores", "2", "--resources", "gpu=2")
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    return work
+    return run_config(tmp_path_factory.mktemp("grid"), "grid.yaml", GRID)[0]
 
 
 def copy_grid(finished_grid: Path, dest: Path) -> Path:

@@ -40,6 +40,18 @@ def snakemake(work: Path, *args: str, timeout: int = 900) -> subprocess.Complete
     )
 
 
+def run_config(dest: Path, name: str, config: dict) -> tuple[Path, str]:
+    """The workflow copied into ``dest``, ``config`` written there as ``name`` and run to
+    completion on 2 cores: the working directory and Snakemake's output."""
+    import yaml
+
+    work = copy_workflow(dest)
+    (work / name).write_text(yaml.safe_dump(config))
+    proc = snakemake(work, "--configfile", name, "--cores", "2", "--resources", "gpu=2")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return work, proc.stdout + proc.stderr
+
+
 def job_counts(output: str) -> dict[str, int]:
     """The 'Job stats' table of a (dry) run."""
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", output, re.MULTILINE)}
