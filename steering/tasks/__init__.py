@@ -2,8 +2,9 @@
 
 from steering.tasks.aqua import AQuA
 from steering.tasks.arc_challenge import ARCChallenge
-from steering.tasks.base import DataError, Task
+from steering.tasks.base import Task
 from steering.tasks.boolq import BoolQ
+from steering.tasks.files import DataError
 from steering.tasks.gsm8k import GSM8K
 from steering.tasks.listops import ListOps
 from steering.tasks.winogrande import Winogrande

@@ -19,6 +19,8 @@ from typing import Any, ClassVar
 
 from datasets import Dataset, DatasetDict
 
+from steering.tasks.files import DataError, is_prepared, read_prepared, read_source
+
 CARVE_SEED = 42
 
 # field type name -> (check, description); used for row validation and error messages
@@ -46,10 +48,6 @@ FIELD_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "an object {text: [str], label: [str]} with lists of equal length",
     ),
 }
-
-
-class DataError(ValueError):
-    """Bad or missing task data: the message says which dataset, split, row and field."""
 
 
 def carve(split: Dataset, test_size: float) -> DatasetDict:
@@ -160,12 +158,10 @@ class Task:
         in the source schema; they are carved here) or the output of
         ``scripts/prepare_data.py`` (already carved; recognised by its ``manifest.json``).
         """
-        from steering.tasks import files
-
         if data_dir is not None:
-            if files.is_prepared(data_dir):
-                return files.read_prepared(self, data_dir)
-            raw = files.read_source(self, data_dir)
+            if is_prepared(data_dir):
+                return read_prepared(self, data_dir)
+            raw = read_source(self, data_dir)
         else:
             raw = self.load_hub()
         self.validate(raw)

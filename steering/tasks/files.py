@@ -4,6 +4,10 @@ Source files: ``<dir>/<source split>.jsonl`` (or ``.json``, ``.parquet``), one p
 split, columns as on the hub. Prepared data (``scripts/prepare_data.py``): ``train.parquet``,
 ``validation.parquet``, ``test.parquet`` and ``manifest.json`` with the row count and a
 content hash per split, so a truncated or edited file is caught on load.
+
+``steering/tasks/base.py`` (the ``Task``) reads and writes through this module, never the
+other way round: a task is used here only for what it says about itself (its name, source
+splits, schema and row checks).
 """
 
 from __future__ import annotations
@@ -11,17 +15,23 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, DatasetDict
 
 from steering.io import atomic_path, write_json
 from steering.provenance import git_commit, package_version
-from steering.tasks.base import DataError, Task
+
+if TYPE_CHECKING:
+    from steering.tasks.base import Task
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "validation", "test")
 SOURCE_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+class DataError(ValueError):
+    """Bad or missing task data: the message says which dataset, split, row and field."""
 
 
 def _check_json_bytes(path: Path) -> None:

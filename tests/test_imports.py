@@ -1,0 +1,60 @@
+"""The package's modules import each other one way: no circle, lazy imports included."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "steering"
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
+    """Modules of the package that ``path`` imports anywhere (functions too), except under
+    ``if TYPE_CHECKING:``; ``from pkg import sub`` counts as importing ``pkg.sub``."""
+    found: set[str] = set()
+
+    class Visitor(ast.NodeVisitor):
+        def visit_If(self, node):
+            if not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+                self.generic_visit(node)
+
+        def visit_Import(self, node):
+            found.update(a.name for a in node.names)
+
+        def visit_ImportFrom(self, node):
+            subs = [f"{node.module}.{a.name}" for a in node.names]
+            found.update(s for s in subs if s in modules)
+            if not any(s in modules for s in subs):
+                found.add(node.module)
+
+    Visitor().visit(ast.parse(path.read_text()))
+    return {m for m in found if m in modules}
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    modules = _modules()
+    # A package's __init__ re-exports its modules (lazily for the top package): edges into a
+    # package are not circles of the code's own data flow.
+    packages = {m for m, p in modules.items() if p.name == "__init__.py"}
+    graph = {m: _imports(p, modules) - packages - {m} for m, p in modules.items()}
+    graph = {m: deps for m, deps in graph.items() if m not in packages}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                raise AssertionError(f"import circle: {' -> '.join([*path, dep])}")
+            if dep not in state:
+                visit(dep, [*path, dep])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
