@@ -6,6 +6,7 @@ import random
 import re
 from typing import Any
 
+from steering.tasks.answers import standalone_options, stated_answer
 from steering.tasks.base import Task
 
 _STRICT = re.compile(r"ANSWER\s*[:\-]?\s*\(?([A-E])\)?")
@@ -48,6 +49,16 @@ class AQuA(Task):
         if m is not None:
             return m.group(1) == str(label)
         standalone = _STANDALONE.findall(text)
+        return bool(standalone) and standalone[-1] == str(label)
+
+    def score_strict(self, output: str, label: Any) -> bool:
+        """Answer lines with a separator first, so the rationale's "D is the answer" or
+        "answer choice B)" never decides (steering/tasks/answers.py); else the last option
+        standing alone in the text as written."""
+        stated = stated_answer(output, "A-E")
+        if stated is not None:
+            return stated == str(label)
+        standalone = standalone_options(output, "A-E")
         return bool(standalone) and standalone[-1] == str(label)
 
     def synthetic_split(self, split: str, n: int, seed: int) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import random
 import re
 from typing import Any
 
+from steering.tasks.answers import standalone_options, stated_answer
 from steering.tasks.base import Task
 
 _STRICT = re.compile(r"ANSWER\s*[:\-]?\s*\(?([A-E1-5])\)?")
@@ -66,6 +67,15 @@ class ARCChallenge(Task):
             return m.group(1) == str(label)
         standalone = _STANDALONE.findall(text)
         return len(standalone) == 1 and standalone[0] == str(label)
+
+    def score_strict(self, output: str, label: Any) -> bool:
+        """Answer lines with a separator first (steering/tasks/answers.py); else exactly one
+        distinct option standing alone in the text as written ("B, B" is B; "a cat" no A)."""
+        stated = stated_answer(output, "A-E1-5")
+        if stated is not None:
+            return stated == str(label)
+        distinct = set(standalone_options(output, "A-E1-5"))
+        return distinct == {str(label)}
 
     def synthetic_split(self, split: str, n: int, seed: int) -> list[dict[str, Any]]:
         rng = random.Random(f"ARC-{split}-{seed}")

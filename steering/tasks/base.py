@@ -85,6 +85,11 @@ class Task:
         """The official parser: is the generated continuation ``output`` correct for ``label``?"""
         raise NotImplementedError
 
+    def score_strict(self, output: str, label: Any) -> bool:
+        """The official parser with its documented quirks fixed (what the model really got);
+        ``score`` stays the paper-comparable number. Tasks without quirks inherit ``score``."""
+        return self.score(output, label)
+
     def check_row(self, ex: dict[str, Any]) -> str | None:
         """A task-specific problem with a well-typed row (a message), or None."""
         return None

@@ -10,6 +10,7 @@ from steering.tasks.base import Task
 
 _STRICT = re.compile(r"answer\s*:\s*(true|false)")
 _LOOSE = re.compile(r"\b(true|false)\b")
+_STRICT_ANSWER = re.compile(r"\banswer\s*:\s*(true|false)\b")  # "Answer: truely" is no True
 
 _THINGS = "lighthouse bridge castle library museum tower market garden harbour station".split()
 _TOWNS = "Avonlea Brightwater Cedar Falls Dunmore Eastwick Fairhaven Glenrock Highmoor".split()
@@ -45,6 +46,12 @@ class BoolQ(Task):
     def score(self, output: str, label: Any) -> bool:
         text = output.lower()
         m = _STRICT.search(text) or _LOOSE.search(text)
+        return m is not None and m.group(1) == str(label).lower()
+
+    def score_strict(self, output: str, label: Any) -> bool:
+        """The official parser, with word boundaries around ``answer: true|false``."""
+        text = output.lower()
+        m = _STRICT_ANSWER.search(text) or _LOOSE.search(text)
         return m is not None and m.group(1) == str(label).lower()
 
     def synthetic_split(self, split: str, n: int, seed: int) -> list[dict[str, Any]]:

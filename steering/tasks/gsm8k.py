@@ -3,9 +3,11 @@
 Splits are inverted on purpose (PROTOCOL.md): carve(test, 0.2) gives validation = its *test*
 part (20 %) and test = its *train* part (80 %).
 
-Parser quirk kept for comparability: the official number pattern tries the comma-grouped
-form first, so a number of four or more digits written without commas is read piecewise
-("1234" -> "123", "4").
+Parser quirk kept for comparability (``score``): the official number pattern tries the
+comma-grouped form first, so a number of four or more digits written without commas is read
+piecewise ("1234" -> "123", "4"); 8.9 % of the real test answers are such numbers, scored
+wrong even for the gold completion. ``score_strict`` reads "1234" and "1,234" as 1234, and
+only ASCII digits (the official pattern and ``float()`` also take other scripts' digits).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from steering.tasks.base import Task
 
 NUMBER = re.compile(r"[-+]?\d{1,3}(?:,\d{3})*(?:\.\d+)?|[-+]?\d+(?:\.\d+)?")
 _ANSWER_LINE = re.compile(r"(?i)answer\s*:\s*(.+)")
+# Comma groups only where there is at least one; else a plain run of digits.
+STRICT_NUMBER = re.compile(r"[-+]?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?")
+_STRICT_ANSWER_LINE = re.compile(r"(?i)\banswer\s*:\s*(.+)")
 
 _PEOPLE = "Natalia Weng Betty Julie James Mark Albert Ken Alexis Tina".split()
 _ITEMS = "apples pencils stickers marbles cookies books stamps shells".split()
@@ -78,6 +83,15 @@ class GSM8K(Task):
                 return False
             pred = numbers[-1]
         return abs(_number(pred) - float(label)) < 1e-4
+
+    def score_strict(self, output: str, label: Any) -> bool:
+        """The official rule (the last answer line's first number, else the last number)
+        over numbers read whole: "1234" is 1234, as is "1,234"."""
+        answers = _STRICT_ANSWER_LINE.findall(output)
+        numbers = STRICT_NUMBER.findall(answers[-1]) if answers else []
+        if not numbers:
+            numbers = STRICT_NUMBER.findall(output)[-1:]
+        return bool(numbers) and abs(_number(numbers[0]) - float(label)) < 1e-4
 
     def synthetic_split(self, split: str, n: int, seed: int) -> list[dict[str, Any]]:
         rng = random.Random(f"GSM8K-{split}-{seed}")

@@ -21,6 +21,7 @@ from steering.tasks.base import Task
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 END = "]"
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
+_ASCII_NUMBER = re.compile(r"\s*([0-9]+)\s*")
 
 
 def apply(op: str, values: list[int]) -> int:
@@ -138,6 +139,13 @@ class ListOps(Task):
             return int(m.group(1).strip()) == int(label)
         except ValueError:
             return False
+
+    def score_strict(self, output: str, label: Any) -> bool:
+        """The official parser, reading only ASCII digits inside the first tag pair
+        (``int()`` also takes "٧", "+7" and "1_0")."""
+        m = _ANSWER.search(output)
+        number = _ASCII_NUMBER.fullmatch(m.group(1)) if m else None
+        return number is not None and int(number.group(1)) == int(label)
 
     def synthetic_split(self, split: str, n: int, seed: int) -> list[dict[str, Any]]:
         rng = random.Random(f"ListOps-{split}-{seed}")

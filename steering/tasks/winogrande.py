@@ -11,6 +11,7 @@ from steering.tasks.base import Task
 _ANSWER = re.compile(r"answer\s*[:\-]\s*", re.DOTALL)
 _OPTION1 = re.compile(r"\boption\s*1\b|\boption1\b")
 _OPTION2 = re.compile(r"\boption\s*2\b|\boption2\b")
+_STRICT_ANSWER = re.compile(r"\banswer\s*[:\-]\s*", re.DOTALL)  # not inside "reanswer:"
 
 _NAMES = "Alice Bob Carmen Dmitri Elena Farid Grace Hiro Ines Jamal Kofi Lena".split()
 # (sentence with {a} {b} and a blank, whether the blank is {a})
@@ -60,8 +61,15 @@ class Winogrande(Task):
         return int(ex["answer"])
 
     def score(self, output: str, label: Any) -> bool:
+        return self._score(output, label, _ANSWER)
+
+    def score_strict(self, output: str, label: Any) -> bool:
+        """The official parser, with a word boundary before ``answer``."""
+        return self._score(output, label, _STRICT_ANSWER)
+
+    def _score(self, output: str, label: Any, answer: re.Pattern) -> bool:
         text = output.lower()
-        m = _ANSWER.search(text)
+        m = answer.search(text)
         if m is None:
             return False
         rest = text[m.end() :]
