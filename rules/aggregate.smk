@@ -1,6 +1,7 @@
 # Aggregation: every run's metrics -> the long table; the selection of each variant's sweep
 # point on validation (selection.csv); summary tables per split of the selected points (CSV,
-# Markdown, LaTeX, with the paper's numbers beside mapped rows); every point per split
+# Markdown, LaTeX, with the paper's numbers beside mapped rows), and the same under the strict
+# parser (summary_{split}_strict.*); every point per split
 # (sweep_{split}.csv); plots, all in the report.
 
 
@@ -21,6 +22,15 @@ rule aggregate:
                 ext=["csv", "md", "tex"],
             ),
             caption="../report/summary.rst",
+            category="Tables",
+        ),
+        strict_summaries=report(
+            expand(
+                "results/tables/summary_{split}_strict.{ext}",
+                split=config["splits"],
+                ext=["csv", "md", "tex"],
+            ),
+            caption="../report/summary_strict.rst",
             category="Tables",
         ),
         sweeps=report(

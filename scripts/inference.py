@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from steering.adapters import ACTIVATIONS
-from steering.cli import run
+from steering.cli import SINGLE_BOS_HELP, run
 from steering.loader import DEVICE_MAPS, DTYPES
 from steering.tasks import TASKS
 
@@ -55,6 +55,7 @@ def parse_args() -> argparse.Namespace:
         help="spread a large model over all visible GPUs (accelerate), instead of --device",
     )
     p.add_argument("--seed", type=int, default=42, help="recorded in the provenance")
+    p.add_argument("--single-bos", action="store_true", help=SINGLE_BOS_HELP)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
     return p.parse_args()
@@ -85,6 +86,7 @@ def main() -> None:
             device_map=a.device_map,
             seed=a.seed,
             progress=not a.no_progress,
+            single_bos=a.single_bos,
         )
     )
     for r in results:

@@ -7,12 +7,17 @@
 The source is the hub (default), a directory of source-split files in the hub schema
 (--data-dir), or the task's generator (--synthetic). The splits are carved as the protocol
 says; the manifest records row counts, content hashes, the source and the protocol version.
+
+With --tokenizer MODEL (a hub id or model directory), it also prints, for every split, what
+training on it with that model's tokenizer would see: rows, tokens per row (mean, p50, p95,
+max) before truncation, rows the task's max length truncates, and rows left with no
+supervised token (the prompt fills the max length), with a warning above 1 %.
 """
 
 import argparse
 import sys
 
-from steering.cli import run
+from steering.cli import SINGLE_BOS_HELP, run
 from steering.tasks import TASKS, get_task
 from steering.tasks.files import read_source, write_prepared
 
@@ -30,6 +35,10 @@ def main() -> int:
     parser.add_argument(
         "--scale", type=float, default=1.0, help="generated rows x this (--synthetic)"
     )
+    parser.add_argument(
+        "--tokenizer", help="also print token statistics for this model's tokenizer (hub id or dir)"
+    )
+    parser.add_argument("--single-bos", action="store_true", help=SINGLE_BOS_HELP)
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     args = parser.parse_args()
     if args.scale <= 0:
@@ -45,12 +54,41 @@ def main() -> int:
         raw = task.load_hub()
         origin = {"kind": "hub", "id": task.hub_id, "config": task.hub_config}
     task.validate(raw)
-    manifest = write_prepared(task, task.make_splits(raw), args.out, origin)
+    splits = task.make_splits(raw)
+    manifest = write_prepared(task, splits, args.out, origin)
     counts = ", ".join(f"{s} {v['rows']}" for s, v in manifest["splits"].items())
     print(
         f"{task.name} (protocol v{task.protocol_version}, {origin['kind']}): {counts} -> {args.out}"
     )
+    if args.tokenizer:
+        print_token_stats(task, splits, args.tokenizer, args.single_bos)
     return 0
+
+
+def print_token_stats(task, splits, model_name: str, single_bos: bool) -> None:
+    from steering.data import describe_stats, tokenize_split, truncation_stats, uses_chat_template
+    from steering.loader import load_model_type, load_tokenizer
+
+    tokenizer = load_tokenizer(model_name)
+    chat = uses_chat_template(load_model_type(model_name) or "")
+    max_length = task.max_length_for(chat)
+    header = ["split", "rows", "mean", "p50", "p95", "max", "truncated", "unsupervised"]
+    table, warnings = [], []
+    for split, data in splits.items():
+        features = tokenize_split(task, data, tokenizer, chat=chat, single_bos=single_bos)
+        st = truncation_stats(features, max_length)
+        table.append(
+            [split, st["rows"], st["mean_tokens"], st["p50_tokens"], st["p95_tokens"]]
+            + [st["max_tokens"], st["truncated"], st["unsupervised"]]
+        )
+        warnings += describe_stats(task.name, split, st)[1:]
+    path = "chat template" + (", single BOS" if single_bos else "") if chat else "plain prompts"
+    print(f"tokens with {model_name} ({path}; max length {max_length}; before truncation):")
+    widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
+    for row in [header, *table]:
+        print("  " + "  ".join(str(v).rjust(w) for v, w in zip(row, widths, strict=True)))
+    for line in warnings:
+        print(line, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,13 @@ import argparse
 import sys
 
 from steering.adapters import ACTIVATIONS
-from steering.cli import add_checkpointing_flags, report_training, run, shared_train_settings
+from steering.cli import (
+    SINGLE_BOS_HELP,
+    add_checkpointing_flags,
+    report_training,
+    run,
+    shared_train_settings,
+)
 from steering.config import SteeringConfig
 from steering.loader import DTYPES
 from steering.tasks import TASKS
@@ -67,6 +73,7 @@ def parse_args() -> argparse.Namespace:
         "--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--single-bos", action="store_true", help=SINGLE_BOS_HELP)
     add_checkpointing_flags(p)
     p.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
     return p.parse_args()

@@ -13,7 +13,13 @@ import argparse
 import sys
 
 from steering.adapters import ACTIVATIONS
-from steering.cli import add_checkpointing_flags, report_training, run, shared_train_settings
+from steering.cli import (
+    SINGLE_BOS_HELP,
+    add_checkpointing_flags,
+    report_training,
+    run,
+    shared_train_settings,
+)
 from steering.config import SteeringConfig
 from steering.loader import DTYPES
 from steering.tasks import TASKS
@@ -65,6 +71,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--device")
     p.add_argument("--wandb", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--single-bos", action="store_true", help=SINGLE_BOS_HELP)
     add_checkpointing_flags(p)
     p.add_argument("--debug", action="store_true")
     return p.parse_args()

@@ -38,6 +38,12 @@ def run(main: Callable[[], int | None]) -> int:
         return 130
 
 
+SINGLE_BOS_HELP = (
+    "chat-template models (Gemma): tokenize the rendered template so the input starts with one "
+    "BOS; by default, as the official code, the template's BOS plus the tokenizer's: two"
+)
+
+
 def add_checkpointing_flags(p: argparse.ArgumentParser) -> None:
     """Periodic checkpoints for resuming (both training scripts)."""
     p.add_argument(
@@ -80,6 +86,7 @@ SHARED_TRAIN_FLAGS = (
     "save_steps",
     "resume_dir",
     "keep_checkpoints",
+    "single_bos",
 )
 
 

@@ -5,7 +5,11 @@ Training text = prompt + completion; labels = input ids with -100 on the first
 len(tokenize(prompt)) positions and on padding; right truncation to the task's max length;
 no EOS appended. Gemma models: messages [system "You are a helpful assistant.", user prompt,
 assistant completion], the masked prefix being the template rendered with
-``add_generation_prompt=True``. Evaluation prompts are never truncated.
+``add_generation_prompt=True``. The rendered template is tokenized like any text, with the
+tokenizer's special tokens, as the official code does: Gemma's template starts with BOS and
+its tokenizer adds one, so every Gemma input (training and evaluation) starts with two BOS
+tokens. ``single_bos=True`` drops the duplicate (a documented variant, not the protocol).
+Evaluation prompts are never truncated.
 """
 
 from __future__ import annotations
@@ -36,38 +40,69 @@ def chat_text(tokenizer, prompt: str, completion: str | None = None) -> str:
     )
 
 
-def encode_prompt(tokenizer, prompt: str, chat: bool = False) -> list[int]:
-    """Token ids of an evaluation prompt: special tokens as the tokenizer adds them (the
-    chat template carries its own), never truncated."""
+def encode_rendered(tokenizer, text: str, single_bos: bool = False) -> list[int]:
+    """A rendered chat template tokenized as the official code does: with the tokenizer's
+    special tokens, so a template that starts with BOS gets a second one from a tokenizer
+    that adds BOS. ``single_bos``: drop that duplicate (the input then starts with one)."""
+    ids = tokenizer(text).input_ids
+    bos = tokenizer.bos_token_id
+    if single_bos and bos is not None and len(ids) >= 2 and ids[0] == ids[1] == bos:
+        return ids[1:]
+    return ids
+
+
+def encode_prompt(
+    tokenizer, prompt: str, chat: bool = False, single_bos: bool = False
+) -> list[int]:
+    """Token ids of an evaluation prompt: special tokens as the tokenizer adds them, never
+    truncated (the chat path: ``encode_rendered``)."""
     if chat:
-        return tokenizer(chat_text(tokenizer, prompt), add_special_tokens=False).input_ids
+        return encode_rendered(tokenizer, chat_text(tokenizer, prompt), single_bos)
     return tokenizer(prompt).input_ids
 
 
 def encode_example(
-    tokenizer, prompt: str, completion: str, max_length: int, chat: bool = False
+    tokenizer,
+    prompt: str,
+    completion: str,
+    max_length: int,
+    chat: bool = False,
+    single_bos: bool = False,
 ) -> dict[str, list[int]]:
-    """``input_ids``, ``attention_mask`` and ``labels`` (prompt positions -100), right-truncated."""
+    """``input_ids``, ``attention_mask`` and ``labels`` (prompt positions -100), right-truncated;
+    ``length``: the tokens before truncation."""
     if chat:
-        prefix = encode_prompt(tokenizer, prompt, chat=True)
-        ids = tokenizer(
-            chat_text(tokenizer, prompt, completion), add_special_tokens=False
-        ).input_ids
+        prefix = encode_prompt(tokenizer, prompt, chat=True, single_bos=single_bos)
+        ids = encode_rendered(tokenizer, chat_text(tokenizer, prompt, completion), single_bos)
     else:
         prefix = tokenizer(prompt).input_ids
         ids = tokenizer(prompt + completion).input_ids
     n_masked = min(len(prefix), len(ids))
     labels = [IGNORE_INDEX] * n_masked + ids[n_masked:]
+    untruncated = len(ids)
     ids, labels = ids[:max_length], labels[:max_length]
-    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
+    return {
+        "input_ids": ids,
+        "attention_mask": [1] * len(ids),
+        "labels": labels,
+        "untruncated_length": untruncated,
+    }
 
 
-def tokenize_split(task, dataset, tokenizer, chat: bool = False, max_length: int | None = None):
+def tokenize_split(
+    task,
+    dataset,
+    tokenizer,
+    chat: bool = False,
+    max_length: int | None = None,
+    single_bos: bool = False,
+):
     """Map a split of ``task`` rows to training examples (a ``datasets.Dataset``)."""
     max_length = max_length or task.max_length_for(chat)
 
     def encode(ex: dict[str, Any]) -> dict[str, list[int]]:
-        return encode_example(tokenizer, task.prompt(ex), task.completion(ex), max_length, chat)
+        prompt, completion = task.prompt(ex), task.completion(ex)
+        return encode_example(tokenizer, prompt, completion, max_length, chat, single_bos)
 
     return dataset.map(encode, remove_columns=dataset.column_names, desc=f"tokenize {task.name}")
 
@@ -97,3 +132,51 @@ def ensure_pad_token(tokenizer):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def truncation_stats(features, max_length: int) -> dict[str, Any]:
+    """What right truncation does to a tokenized split (``tokenize_split``'s output): its
+    rows, their token counts before truncation (mean, p50, p95, max), how many the max length
+    cuts, and how many keep no supervised token (their prompt fills the max length, so the
+    whole completion is cut and the row trains nothing, as in the official code)."""
+    lengths = sorted(features["untruncated_length"])
+    rows = len(lengths)
+    unsupervised = sum(all(x == IGNORE_INDEX for x in labels) for labels in features["labels"])
+
+    def quantile(q: float) -> int:
+        return lengths[min(rows - 1, round(q * (rows - 1)))] if rows else 0
+
+    return {
+        "rows": rows,
+        "mean_tokens": round(sum(lengths) / rows, 1) if rows else 0.0,
+        "p50_tokens": quantile(0.5),
+        "p95_tokens": quantile(0.95),
+        "max_tokens": lengths[-1] if rows else 0,
+        "max_length": max_length,
+        "truncated": sum(n > max_length for n in lengths),
+        "unsupervised": unsupervised,
+        "unsupervised_share": unsupervised / rows if rows else 0.0,
+    }
+
+
+WASTE_WARNING = 0.01  # warn when more than this share of training rows trains nothing
+
+
+def describe_stats(task_name: str, split: str, stats: dict[str, Any]) -> list[str]:
+    """The stats as one log line, and a one-line warning when more than 1 % of the rows
+    train nothing."""
+    rows, cut, none = stats["rows"], stats["truncated"], stats["unsupervised"]
+    lines = [
+        f"data: {task_name} {split}: {rows:,} rows, tokens mean {stats['mean_tokens']:g} / "
+        f"p50 {stats['p50_tokens']} / p95 {stats['p95_tokens']} / max {stats['max_tokens']}; "
+        f"{cut:,} ({100 * cut / max(rows, 1):.1f}%) truncated at {stats['max_length']}, "
+        f"{none:,} ({100 * stats['unsupervised_share']:.1f}%) with no supervised token"
+    ]
+    if stats["unsupervised_share"] > WASTE_WARNING:
+        lines.append(
+            f"warning: {100 * stats['unsupervised_share']:.1f}% of {task_name} {split} rows "
+            f"({none:,} of {rows:,}) train nothing: their prompt fills the max length of "
+            f"{stats['max_length']} tokens, so truncation cuts the whole completion (as in the "
+            "official code)"
+        )
+    return lines

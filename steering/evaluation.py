@@ -1,9 +1,12 @@
 """Evaluating a (steered) model on a task split: records in the official format plus metrics.
 
-Each example gives one record ``{"prompt", "output", "label", "eval"}``: the prompt text, the
-greedy continuation decoded with special tokens skipped, the task label and the parser's
-verdict. Records go to ``<split>.json`` (JSON Lines, as the official code writes them) and
-``<split>.metrics.json`` holds accuracy, counts, throughput and provenance.
+Each example gives one record ``{"prompt", "output", "label", "eval", "eval_strict"}``: the
+prompt text, the greedy continuation decoded with special tokens skipped, the task label, the
+official parser's verdict (``eval``, what the paper's numbers count) and the strict parser's
+(``task.score_strict``: the official one with its documented quirks fixed). Records go to
+``<split>.json`` (JSON Lines, as the official code writes them, plus ``eval_strict``) and
+``<split>.metrics.json`` holds ``accuracy`` and ``accuracy_strict``, counts, throughput and
+provenance.
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ def evaluate(
     batch_size: int = 16,
     progress: bool = True,
     desc: str | None = None,
+    single_bos: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Greedy-decode every row of ``dataset`` and score it -> (records, metrics)."""
     if len(dataset) == 0:
         raise ValueError(f"{task.name}: nothing to evaluate (the split is empty)")
     rows = list(dataset)
     prompts = [task.prompt(r) for r in rows]
-    ids = [encode_prompt(tokenizer, p, chat=chat) for p in prompts]
+    ids = [encode_prompt(tokenizer, p, chat=chat, single_bos=single_bos) for p in prompts]
     _check_fits(model, task, ids, desc)
     was_training = model.training
     model.eval()
@@ -57,18 +61,29 @@ def evaluate(
         output = tokenizer.decode(tokens, skip_special_tokens=True)
         label = task.label(row)
         records.append(
-            {"prompt": prompt, "output": output, "label": label, "eval": task.score(output, label)}
+            {
+                "prompt": prompt,
+                "output": output,
+                "label": label,
+                "eval": task.score(output, label),
+                "eval_strict": task.score_strict(output, label),
+            }
         )
     correct = sum(r["eval"] for r in records)
+    strict = sum(r["eval_strict"] for r in records)
     metrics = {
         "accuracy": correct / len(records),
         "correct": correct,
+        "accuracy_strict": strict / len(records),
+        "correct_strict": strict,
         "n": len(records),
         "tokens_generated": gen.num_generated,
         "wall_s": round(gen.wall_s, 3),
         "tokens_per_s": round(gen.num_generated / gen.wall_s, 2) if gen.wall_s > 0 else None,
         "batch_size": batch_size,
         "max_new_tokens": task.max_new_tokens,
+        "chat_template": chat,
+        "single_bos": single_bos,
     }
     return records, metrics
 
@@ -146,6 +161,7 @@ def evaluate_splits(
     batch_size: int = 16,
     max_samples: int | None = None,
     progress: bool = True,
+    single_bos: bool = False,
 ) -> list[dict[str, Any]]:
     """Evaluate each split named in ``outputs`` (split -> records path) and write its files;
     returns the metrics of each, with ``split`` and ``records`` added."""
@@ -163,6 +179,7 @@ def evaluate_splits(
             batch_size=batch_size,
             progress=progress,
             desc=f"{task.name} {split}",
+            single_bos=single_bos,
         )
         records_path, _ = write_results(path, split, records, metrics, prov)
         results.append({"split": split, "records": str(records_path), **metrics})

@@ -47,6 +47,7 @@ class InferenceSettings:
     device_map: str | None = None  # "auto": spread the model over the visible GPUs
     seed: int = 42
     progress: bool = True
+    single_bos: bool = False  # chat path: drop the template's BOS the tokenizer doubles
 
     def __post_init__(self) -> None:
         self.splits = tuple(self.splits)
@@ -154,4 +155,5 @@ def run_inference(s: InferenceSettings) -> list[dict[str, Any]]:
         batch_size=s.eval_batch_size,
         max_samples=s.max_eval_samples,
         progress=s.progress,
+        single_bos=s.single_bos,
     )

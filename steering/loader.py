@@ -59,6 +59,17 @@ def load_tokenizer(model_name: str):
     return ensure_pad_token(tokenizer)
 
 
+def load_model_type(model_name: str) -> str | None:
+    """The model's ``model_type`` from its config alone (no weights), or None when the
+    name has no readable config (a tokenizer-only directory, say)."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(model_name, trust_remote_code=False).model_type
+    except (OSError, ValueError):
+        return None
+
+
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 
 

@@ -186,6 +186,8 @@ def _common(config: dict, model: str, dataset: str, settings: dict) -> list[str]
     dtype = config["models"][model].get("dtype") or settings.get("dtype")
     if dtype:
         args += ["--dtype", dtype]
+    if _model_setting(config, model, "single_bos", False):  # only when asked: runs keep params
+        args.append("--single-bos")
     return args + _flags(settings, ("device",))
 
 

@@ -36,6 +36,7 @@ LONG_COLUMNS = [
     "seed",
     "split",
     "accuracy",
+    "accuracy_strict",
     "n",
     "trainable_parameters",
     "trainable_share",
@@ -84,6 +85,7 @@ def long_table(metrics_paths) -> pd.DataFrame:
             {
                 **key,
                 "accuracy": metrics["accuracy"],
+                "accuracy_strict": metrics.get("accuracy_strict", math.nan),  # older runs: none
                 "n": metrics["n"],
                 "trainable_parameters": training.get("trainable_parameters", 0),
                 "trainable_share": training.get("trainable_share", 0.0),
@@ -153,10 +155,13 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
     return float(s.mean()), (float(s.std(ddof=1)) if len(s) > 1 else None)
 
 
-def summary_table(df: pd.DataFrame, split: str = "test", refs: dict | None = None) -> pd.DataFrame:
+def summary_table(
+    df: pd.DataFrame, split: str = "test", refs: dict | None = None, metric: str = "accuracy"
+) -> pd.DataFrame:
     """Model x variant rows; per dataset ``<D>`` (mean %), ``<D> std``, ``<D> paper``;
     ``Average`` / ``Average std``; ``seeds`` and ``trainable_share``. ``df`` holds one point
-    per (model, dataset, variant): the selected ones (``selection.selected_rows``)."""
+    per (model, dataset, variant): the selected ones (``selection.selected_rows``).
+    ``metric``: ``accuracy`` (the official parser) or ``accuracy_strict``."""
     refs = refs or {}
     part = df[df["split"] == split]
     several = part.groupby(["model", "dataset", "variant"])["point"].nunique()
@@ -178,10 +183,10 @@ def summary_table(df: pd.DataFrame, split: str = "test", refs: dict | None = Non
         paper_model = refs.get("models", {}).get(model)
         paper_method = refs.get("variants", {}).get(variant)
         for d in datasets:
-            acc = 100 * g[g["dataset"] == d]["accuracy"]
+            acc = 100 * g[g["dataset"] == d][metric].dropna()
             row[d], row[f"{d} std"] = _mean_std(list(acc)) if len(acc) else (math.nan, None)
             row[f"{d} paper"] = reference(paper_model, paper_method, d)
-        per_seed = 100 * g.pivot_table(index="seed", columns="dataset", values="accuracy")
+        per_seed = 100 * g.pivot_table(index="seed", columns="dataset", values=metric)
         complete = per_seed.dropna()
         if len(complete) and per_seed.shape[1] == len(datasets):
             row["Average"], row["Average std"] = _mean_std(list(complete.mean(axis=1)))

@@ -24,7 +24,13 @@ from steering import baselines, resume
 from steering.architectures import get_architecture
 from steering.baselines import METHODS
 from steering.config import SteeringConfig
-from steering.data import Collator, tokenize_split, uses_chat_template
+from steering.data import (
+    Collator,
+    describe_stats,
+    tokenize_split,
+    truncation_stats,
+    uses_chat_template,
+)
 from steering.io import write_json, write_text
 from steering.loader import load_base_model, load_tokenizer, model_short_name, pick_device
 from steering.model import SteeredModel
@@ -102,6 +108,7 @@ class TrainSettings:
     save_steps: int = 0  # checkpoint for resuming every N optimizer steps; 0 = never
     resume_dir: str | None = None  # default: <checkpoint>.resume beside the checkpoint
     keep_checkpoints: bool = False  # keep the resume checkpoints after a successful run
+    single_bos: bool = False  # chat path: drop the template's BOS the tokenizer doubles
 
     def __post_init__(self) -> None:
         checks = [
@@ -297,7 +304,11 @@ def train(s: TrainSettings) -> dict[str, Any]:
     if main:
         print(f"trainable params: {n_trainable:,} || trainable: {100 * share:.4f}%", flush=True)
 
-    features = tokenize_split(task, train_split, tokenizer, chat=chat)
+    features = tokenize_split(task, train_split, tokenizer, chat=chat, single_bos=s.single_bos)
+    data_stats = truncation_stats(features, task.max_length_for(chat))
+    if main:
+        for line in describe_stats(task.name, "train", data_stats):
+            print(line, flush=True)
     features = features.map(lambda ex: {"length": len(ex["input_ids"])})
     epochs = s.epochs if s.epochs is not None else task.epochs
     if s.wandb:
@@ -352,6 +363,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
         "trainable_share": share,
         "epochs": epochs,
         "train_examples": len(train_split),
+        "data": {**data_stats, "chat_template": chat, "single_bos": s.single_bos},
         "optimizer_steps": trainer.state.global_step,
         "train_loss": result.training_loss if math.isfinite(result.training_loss) else None,
         "loss_history": losses,
@@ -377,6 +389,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
             {n: eval_dir / f"{n}.json" for n in names},
             provenance(s.to_dict(), task, s.seed),
             chat=chat,
+            single_bos=s.single_bos,
             batch_size=s.eval_batch_size,
             max_samples=s.max_eval_samples,
             progress=s.progress,

@@ -15,6 +15,7 @@ from steering.data import (
     uses_chat_template,
 )
 from steering.tasks import get_task
+from steering.tiny import CHAT_TEMPLATE, build_tokenizer
 
 PROMPT, COMPLETION = "Is the sky blue?\n", "Answer: True."
 
@@ -35,8 +36,8 @@ def test_chat_masking_is_exactly_the_generation_prompt(tokenizer):
     assert prefix_text == f"<|system|>{SYSTEM_PROMPT}<|eos|><|user|>{PROMPT}<|eos|><|assistant|>"
     full_text = chat_text(tokenizer, PROMPT, COMPLETION)
     assert full_text == f"{prefix_text}{COMPLETION}<|eos|>"
-    prefix = tokenizer(prefix_text, add_special_tokens=False).input_ids
-    assert ex["input_ids"] == tokenizer(full_text, add_special_tokens=False).input_ids
+    prefix = tokenizer(prefix_text).input_ids  # with special tokens, as the official code
+    assert ex["input_ids"] == tokenizer(full_text).input_ids
     assert ex["labels"][: len(prefix)] == [IGNORE_INDEX] * len(prefix)
     assert ex["labels"][len(prefix) :] == ex["input_ids"][len(prefix) :]
     assert encode_prompt(tokenizer, PROMPT, chat=True) == prefix
@@ -93,7 +94,7 @@ def test_tokenize_split_uses_the_task_protocol(tokenizer):
     ds = task.make_splits(task.synthetic(seed=0, scale=0.01))["train"]
     plain = tokenize_split(task, ds, tokenizer)
     chat = tokenize_split(task, ds, tokenizer, chat=True)
-    assert plain.column_names == ["input_ids", "attention_mask", "labels"]
+    assert plain.column_names == ["input_ids", "attention_mask", "labels", "untruncated_length"]
     row = ds[0]
     assert plain[0] == encode_example(tokenizer, task.prompt(row), task.completion(row), 256)
     assert chat[0] == encode_example(
@@ -115,3 +116,93 @@ def test_tokenize_split_uses_the_task_protocol(tokenizer):
 )
 def test_chat_template_is_for_gemma_only(model_type, expected):
     assert uses_chat_template(model_type) is expected
+
+
+@pytest.fixture(scope="module")
+def gemma_like():
+    """A tokenizer that adds BOS and whose chat template starts with it, as Gemma's does."""
+    from tokenizers.processors import TemplateProcessing
+
+    tok = build_tokenizer()
+    bos = tok.bos_token_id
+    tok._tokenizer.post_processor = TemplateProcessing(
+        single="<|bos|> $A", pair="<|bos|> $A $B", special_tokens=[("<|bos|>", bos)]
+    )
+    tok.chat_template = "{{ bos_token }}" + CHAT_TEMPLATE
+    return tok
+
+
+def _official(tok, prompt, completion=None):
+    """The official code's rule: render the template as text, tokenize it like any text."""
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
+    if completion is not None:
+        messages.append({"role": "assistant", "content": completion})
+    text = tok.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=completion is None
+    )
+    return tok(text).input_ids
+
+
+def test_chat_inputs_start_with_two_bos_as_the_official_code(gemma_like):
+    tok, bos = gemma_like, gemma_like.bos_token_id
+    prompt_ids = encode_prompt(tok, PROMPT, chat=True)
+    assert prompt_ids == _official(tok, PROMPT) and prompt_ids[:3].count(bos) == 2
+    assert prompt_ids[:2] == [bos, bos]
+    ex = encode_example(tok, PROMPT, COMPLETION, max_length=256, chat=True)
+    assert ex["input_ids"] == _official(tok, PROMPT, COMPLETION)[:256]
+    assert ex["input_ids"][:2] == [bos, bos]
+    n_prefix = len(_official(tok, PROMPT))  # the masked prefix: both BOS and the prompt
+    assert ex["labels"][:n_prefix] == [IGNORE_INDEX] * n_prefix
+    assert ex["labels"][n_prefix:] == ex["input_ids"][n_prefix:]
+    short = encode_example(tok, PROMPT, COMPLETION, max_length=10, chat=True)
+    assert short["input_ids"] == _official(tok, PROMPT, COMPLETION)[:10]  # truncation after BOS
+
+
+def test_single_bos_drops_exactly_the_duplicate(gemma_like):
+    tok, bos = gemma_like, gemma_like.bos_token_id
+    single = encode_prompt(tok, PROMPT, chat=True, single_bos=True)
+    assert single == _official(tok, PROMPT)[1:] and single[0] == bos and single[1] != bos
+    ex = encode_example(tok, PROMPT, COMPLETION, max_length=256, chat=True, single_bos=True)
+    assert ex["input_ids"] == _official(tok, PROMPT, COMPLETION)[1:]
+    n_prefix = len(single)
+    assert ex["labels"][:n_prefix] == [IGNORE_INDEX] * n_prefix
+    assert ex["labels"][n_prefix:] == ex["input_ids"][n_prefix:]
+
+
+def test_single_bos_changes_nothing_without_a_duplicate(tokenizer):
+    """The project tokenizer adds no BOS and its template starts with none: one rule."""
+    for single in (False, True):
+        ids = encode_prompt(tokenizer, PROMPT, chat=True, single_bos=single)
+        assert ids == tokenizer(chat_text(tokenizer, PROMPT)).input_ids
+        assert encode_prompt(tokenizer, PROMPT, single_bos=single) == tokenizer(PROMPT).input_ids
+
+
+def test_truncation_stats_count_cut_and_empty_rows(tokenizer):
+    from datasets import Dataset
+
+    from steering.data import describe_stats, truncation_stats
+
+    task = get_task("BoolQ")
+    short = {"passage": "p", "question": "q", "answer": True}
+    long = {"passage": "word " * 300, "question": "q", "answer": False}
+    ds = Dataset.from_list([short, short, short, long])
+    features = tokenize_split(task, ds, tokenizer, max_length=64)
+    stats = truncation_stats(features, 64)
+    lengths = [
+        len(encode_example(tokenizer, task.prompt(r), task.completion(r), 10**6)["input_ids"])
+        for r in ds
+    ]
+    assert stats["rows"] == 4 and stats["max_tokens"] == max(lengths)
+    assert stats["truncated"] == 1 and stats["unsupervised"] == 1  # the long row, wholly cut
+    assert stats["p50_tokens"] == sorted(lengths)[2] and stats["unsupervised_share"] == 0.25
+    lines = describe_stats("BoolQ", "train", stats)
+    assert lines[0].startswith("data: BoolQ train: 4 rows, tokens mean ")
+    assert lines[1].startswith("warning: 25.0% of BoolQ train rows (1 of 4) train nothing")
+    assert (
+        len(
+            describe_stats(
+                "BoolQ", "train", {**stats, "unsupervised": 0, "unsupervised_share": 0.0}
+            )
+        )
+        == 1
+    )

@@ -81,14 +81,17 @@ def test_evaluate_records_and_metrics(tokenizer, tmp_path):
     assert [r["prompt"] for r in records] == [task.prompt(r) for r in data]
     assert [r["label"] for r in records] == [task.label(r) for r in data]
     assert all(r["eval"] == task.score(r["output"], r["label"]) for r in records)
+    assert all(r["eval_strict"] == task.score_strict(r["output"], r["label"]) for r in records)
     assert metrics["n"] == 5 and metrics["accuracy"] == sum(r["eval"] for r in records) / 5
+    assert metrics["accuracy_strict"] == sum(r["eval_strict"] for r in records) / 5
+    assert (metrics["chat_template"], metrics["single_bos"]) == (False, False)  # the input path
     assert metrics["tokens_generated"] <= 5 * task.max_new_tokens
     rec_path, met_path = write_results(
         tmp_path / "test.json", "test", records, metrics, {"seed": 1}
     )
     lines = rec_path.read_text().splitlines()
     assert [json.loads(line) for line in lines] == records
-    assert set(json.loads(lines[0])) == {"prompt", "output", "label", "eval"}
+    assert set(json.loads(lines[0])) == {"prompt", "output", "label", "eval", "eval_strict"}
     assert met_path.name == "test.metrics.json"
     assert json.loads(met_path.read_text())["provenance"] == {"seed": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["test.json", "test.metrics.json"]

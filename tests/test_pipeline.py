@@ -44,6 +44,7 @@ def test_end_to_end_tables_match_the_run_metrics(finished):
         "seed",
         "split",
         "accuracy",
+        "accuracy_strict",
         "n",
         "trainable_parameters",
         "trainable_share",
@@ -60,6 +61,7 @@ def test_end_to_end_tables_match_the_run_metrics(finished):
         run = run / f"seed{row.seed}"
         metrics = json.loads((run / f"{row.split}.metrics.json").read_text())
         assert row.accuracy == metrics["accuracy"] and row.n == metrics["n"]
+        assert row.accuracy_strict == metrics["accuracy_strict"]
         assert 0 < row.n <= 16  # max_eval_samples
         assert row.protocol_version == metrics["provenance"]["protocol_version"] == 1
         if row.variant != "base":
@@ -78,6 +80,7 @@ def test_end_to_end_tables_match_the_run_metrics(finished):
             "output",
             "label",
             "eval",
+            "eval_strict",
         }
     summary = pd.read_csv(work / "results/tables/summary_test.csv").set_index("variant")
     chosen = pd.read_csv(work / "results/tables/selection.csv", keep_default_na=False)
@@ -93,6 +96,14 @@ def test_end_to_end_tables_match_the_run_metrics(finished):
     md = (work / "results/tables/summary_test.md").read_text()
     assert md.startswith("| model | variant | params % | BoolQ | BoolQ (paper) | ListOps |")
     assert "\\begin{tabular}" in (work / "results/tables/summary_validation.tex").read_text()
+    strict = pd.read_csv(work / "results/tables/summary_test_strict.csv").set_index("variant")
+    for variant in ("base", "silu", "joint"):
+        for dataset in ("BoolQ", "ListOps"):
+            point = chosen.loc[(variant, dataset), "point"]
+            assert strict.loc[variant, dataset] == pytest.approx(
+                100 * test.loc[(variant, dataset, point), "accuracy_strict"]
+            )
+    assert "BoolQ paper" not in strict.columns or strict["BoolQ paper"].isna().all()
     for png in ("accuracy_by_variant.png", "accuracy_vs_share.png", "sweep_BoolQ.png"):
         assert (work / "results/plots" / png).read_bytes()[:4] == b"\x89PNG"
     for rule in ("prepare_data", "make_tiny_model", "train", "evaluate"):

@@ -256,3 +256,19 @@ def test_rule_inputs_and_resources_are_constants_where_the_config_allows():
     assert pipeline.evaluate_checkpoint(trained) == [
         "results/runs/{model}/{dataset}/{variant}/seed{seed}/checkpoint"
     ]
+
+
+def test_single_bos_reaches_both_scripts_only_when_asked():
+    assert "--single-bos" not in pipeline.train_args(CONFIG, "hub", "BoolQ", "silu", 0)
+    config = json.loads(json.dumps(CONFIG))
+    config["models"]["hub"]["single_bos"] = True
+    for args in (
+        pipeline.train_args(config, "hub", "BoolQ", "silu", 0),
+        pipeline.eval_args(config, "hub", "BoolQ", "silu", 0),
+    ):
+        assert "--single-bos" in shlex.split(args)
+    assert "--single-bos" not in pipeline.eval_args(config, "m", "BoolQ", "silu", 0)
+    config["training"]["single_bos"] = True  # for every model, unless one says otherwise
+    config["models"]["hub"]["single_bos"] = False
+    assert "--single-bos" in pipeline.train_args(config, "m", "BoolQ", "silu", 0)
+    assert "--single-bos" not in pipeline.train_args(config, "hub", "BoolQ", "silu", 0)

@@ -159,3 +159,64 @@ def test_gold_completions_under_both_parsers(name, split):
     if name == "GSM8K":
         for i in expected:  # the quirk: a final number of four or more digits, no comma
             assert task.label(data[i]) >= 1000 and "," not in task.completion(data[i]).split()[-1]
+
+
+def test_prepare_data_prints_token_statistics_for_a_tokenizer(tmp_path, monkeypatch, capsys):
+    from steering.data import tokenize_split, truncation_stats
+    from steering.loader import load_tokenizer
+    from steering.tiny import save_tiny_model
+
+    save_tiny_model(tmp_path / "gemma", "gemma", hidden_size=32, num_layers=1)
+    argv = [
+        "prepare_data.py",
+        "--dataset-name",
+        "Winogrande",
+        "--data-dir",
+        str(REAL / "Winogrande"),
+    ]
+    argv += ["--out", str(tmp_path / "out"), "--tokenizer", str(tmp_path / "gemma")]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as e:
+        runpy.run_path(
+            str(Path(__file__).parent.parent / "scripts/prepare_data.py"), run_name="__main__"
+        )
+    out, err = capsys.readouterr()
+    assert e.value.code == 0, err
+    assert "(chat template; max length 100; before truncation)" in out  # Gemma: the chat path
+    header = next(line for line in out.splitlines() if line.split()[:2] == ["split", "rows"])
+    assert header.split() == [
+        "split",
+        "rows",
+        "mean",
+        "p50",
+        "p95",
+        "max",
+        "truncated",
+        "unsupervised",
+    ]
+    task = get_task("Winogrande")
+    splits = read_prepared(task, tmp_path / "out")
+    tokenizer = load_tokenizer(str(tmp_path / "gemma"))
+    for split in ("train", "validation", "test"):
+        st = truncation_stats(tokenize_split(task, splits[split], tokenizer, chat=True), 100)
+        row = next(line.split() for line in out.splitlines() if line.split()[:1] == [split])
+        assert row == [
+            split,
+            *map(
+                str,
+                [
+                    st["rows"],
+                    st["mean_tokens"],
+                    st["p50_tokens"],
+                    st["p95_tokens"],
+                    st["max_tokens"],
+                    st["truncated"],
+                    st["unsupervised"],
+                ],
+            ),
+        ]
+        if st["unsupervised_share"] > 0.01:
+            assert (
+                f"of Winogrande {split} rows ({st['unsupervised']} of {st['rows']}) train nothing"
+                in err
+            )

@@ -189,3 +189,24 @@ def test_aggregate_script_reports_missing_runs(tmp_path):
     complete = run_aggregate(tmp_path, make_runs(tmp_path / "all"))
     assert complete.returncode == 0 and "warning" not in complete.stderr
     assert pd.read_csv(tmp_path / "tables" / "missing.csv").empty  # no stale list left
+
+
+def test_strict_accuracy_has_its_own_summary(tmp_path):
+    paths = make_runs(tmp_path)
+    for path in paths:  # the strict parser finds 10 points more on every run
+        metrics = json.loads(path.read_text())
+        path.write_text(json.dumps({**metrics, "accuracy_strict": metrics["accuracy"] + 0.1}))
+    df = results.long_table(paths)
+    assert (df["accuracy_strict"] - df["accuracy"]).round(9).eq(0.1).all()
+    official = results.summary_table(df, "test").set_index("variant")
+    strict = results.summary_table(df, "test", metric="accuracy_strict").set_index("variant")
+    assert strict.loc["silu", "BoolQ"] == pytest.approx(official.loc["silu", "BoolQ"] + 10)
+    assert strict.loc["silu", "Average"] == pytest.approx(official.loc["silu", "Average"] + 10)
+
+
+def test_runs_from_before_the_strict_parser_leave_its_cells_empty(tmp_path):
+    df = results.long_table(make_runs(tmp_path))  # metrics files without accuracy_strict
+    assert df["accuracy_strict"].isna().all()
+    strict = results.summary_table(df, "test", metric="accuracy_strict").set_index("variant")
+    assert math.isnan(strict.loc["silu", "BoolQ"]) and math.isnan(strict.loc["silu", "Average"])
+    assert "| llama | silu | 0.0424 | - | - | - |" in results.to_markdown(strict.reset_index())

@@ -86,7 +86,13 @@ def test_train_then_inference(workspace):
     outdir = ws / "outputs" / "ListOps_model" / f"tiny-llama_{VARIANT}"
     for split in ("validation", "test"):
         records = [json.loads(line) for line in (outdir / f"{split}.json").read_text().splitlines()]
-        assert len(records) == 12 and set(records[0]) == {"prompt", "output", "label", "eval"}
+        assert len(records) == 12 and set(records[0]) == {
+            "prompt",
+            "output",
+            "label",
+            "eval",
+            "eval_strict",
+        }
         metrics = json.loads((outdir / f"{split}.metrics.json").read_text())
         assert metrics["n"] == 12 and metrics["provenance"]["protocol_version"] == 1
         assert metrics["provenance"]["seed"] == 3 and metrics["provenance"]["config"]["lr"] == 5e-3

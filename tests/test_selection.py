@@ -216,6 +216,9 @@ def test_aggregate_writes_the_selection_and_summaries_of_the_selected_point(tmp_
     long_table = pd.read_csv(out / "tables/long.csv", keep_default_na=False)
     assert set(long_table["point"]) == {"lr=0.001", "lr=0.002", "lr=0.005", ""}
     assert (out / "plots/sweep_BoolQ.png").read_bytes()[:4] == b"\x89PNG"
+    for split in ("validation", "test"):  # the strict parser's summaries, same selection
+        strict = pd.read_csv(out / f"tables/summary_{split}_strict.csv").set_index("variant")
+        assert list(strict.index) == list(summary.index)
     assert "selected m/BoolQ/silu: lr=0.002 of 3 points" in proc.stdout
     md = (out / "tables/selection.md").read_text()
     assert "| m | BoolQ | silu | lr=0.002 | 59.0 ± 1.4 | 49.0 ± 1.4 | 2 | 3 |" in md

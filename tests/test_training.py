@@ -34,3 +34,45 @@ def test_same_seed_same_adapter_other_seed_other_adapter(tmp_path):
     a, b, c = run(1, "a"), run(1, "bb"), run(2, "c")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_training_reports_rows_that_truncation_leaves_with_nothing_to_learn(tmp_path, capsys):
+    """Real BoolQ passages under the project's byte-level tokenizer: most rows exceed 256
+    tokens and keep no completion token. train() says so (one warning line) and records the
+    counts in training.json."""
+    from pathlib import Path
+
+    from steering.data import tokenize_split
+    from steering.loader import load_tokenizer
+
+    save_tiny_model(tmp_path / "m", "llama", hidden_size=32, num_layers=2)
+    real = Path(__file__).parent / "data" / "real" / "BoolQ"
+    summary = train(
+        TrainSettings(
+            model_name=str(tmp_path / "m"),
+            dataset_name="BoolQ",
+            data_dir=str(real),
+            max_train_samples=12,
+            output_dir=str(tmp_path / "ckpt"),
+            progress=False,
+        )
+    )
+    task = get_task("BoolQ")
+    rows = task.load(data_dir=real)["train"].select(range(12))
+    features = tokenize_split(task, rows, load_tokenizer(str(tmp_path / "m")))
+    lengths = features["untruncated_length"]
+    empty = sum(all(x == -100 for x in labels) for labels in features["labels"])
+    data = summary["data"]
+    assert data["rows"] == 12 and data["max_length"] == 256
+    assert data["truncated"] == sum(n > 256 for n in lengths) and data["max_tokens"] == max(lengths)
+    assert data["unsupervised"] == empty > 0 and data["chat_template"] is False
+    out = capsys.readouterr().out
+    warnings = [line for line in out.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        f"warning: {100 * empty / 12:.1f}% of BoolQ train rows ({empty} of 12) train nothing: "
+        "their prompt fills the max length of 256 tokens, so truncation cuts the whole "
+        "completion (as in the official code)"
+    ]
+    import json
+
+    assert json.loads((tmp_path / "ckpt" / "training.json").read_text())["data"] == data
