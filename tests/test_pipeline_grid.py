@@ -272,3 +272,46 @@ def test_single_bos_reaches_both_scripts_only_when_asked():
     config["models"]["hub"]["single_bos"] = False
     assert "--single-bos" in pipeline.train_args(config, "m", "BoolQ", "silu", 0)
     assert "--single-bos" not in pipeline.train_args(config, "hub", "BoolQ", "silu", 0)
+
+
+def filled(config: dict) -> dict:
+    """``config`` with the schema's defaults filled in, as the Snakefile's validation does."""
+    from jsonschema import Draft202012Validator, validators
+
+    schema = yaml.safe_load((Path(__file__).parent.parent / "config/schema.yaml").read_text())
+
+    def set_defaults(validator, properties, instance, schema):
+        for prop, sub in properties.items():
+            if "default" in sub and isinstance(instance, dict):
+                instance.setdefault(prop, sub["default"])
+        yield from Draft202012Validator.VALIDATORS["properties"](
+            validator, properties, instance, schema
+        )
+
+    config = json.loads(json.dumps(config))
+    validators.extend(Draft202012Validator, {"properties": set_defaults})(schema).validate(config)
+    return config
+
+
+def test_every_job_keeps_its_arguments():
+    """The exact arguments of every job of a config covering every method and option, as
+    recorded in tests/data/pipeline_jobs.json. Snakemake reruns a job whose params change,
+    so a refactoring that changed one would retrain finished runs."""
+    recorded = json.loads((Path(__file__).parent / "data/pipeline_jobs.json").read_text())
+    config = pipeline.grid(filled(recorded["config"]))
+    jobs = {}
+    for r in pipeline.runs(config):
+        job = {"eval_args": pipeline.eval_args(config, r.model, r.dataset, r.variant, r.seed)}
+        if pipeline.is_trained(config, r.variant):
+            job["train_args"] = pipeline.train_args(config, r.model, r.dataset, r.variant, r.seed)
+            job["script"] = pipeline.train_script(config, r.variant)
+            job["launcher"] = pipeline.train_launcher(config, r.model)
+        jobs[f"{r.model}/{r.dataset}/{r.variant}/{r.seed}"] = job
+    assert sorted(jobs) == sorted(recorded["jobs"])
+    for key, job in jobs.items():
+        assert job == recorded["jobs"][key], key
+    assert {d: pipeline.data_args(config, d) for d in config["datasets"]} == recorded["data"]
+    tiny = {
+        m: pipeline.tiny_model_args(config, m) for m, e in config["models"].items() if "tiny" in e
+    }
+    assert tiny == recorded["tiny"]
