@@ -1,12 +1,13 @@
 # The reproduction pipeline, as a table of contents.
 # config -> schema (defaults filled, bad keys stop the run) -> sweeps expanded into points ->
-# data, models -> train -> evaluate -> aggregate (selection on validation, summaries of test). Every job is a `python scripts/...` command with quoted arguments (GPU jobs
-# under steering.gpu_lease, which gives each its own GPUs on a local multi-GPU machine).
+# data, models -> train -> evaluate -> aggregate (selection on validation, summaries of
+# test). Every job is a `python scripts/...` command with quoted arguments (GPU jobs under
+# steering.gpu_lease, which gives each its own GPUs on a local multi-GPU machine).
 import copy
 import gc
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 from steering import grid_config
 
@@ -32,11 +33,11 @@ if not workflow.overwrite_configfiles:
 
 
 
-# The schema first (it fills in defaults), then what it cannot see: repeated YAML keys, keys
-# a variant's method never reads, sweeps that cannot mean what they say, duplicate entries
-# (steering/grid_config.py).
+# The schema first (config/schema.yaml plus every method's settings from steering/methods/;
+# all violations listed, then defaults filled in), then what it cannot see: repeated YAML
+# keys, keys a variant's method never reads, sweeps that cannot mean what they say, duplicate
+# entries (steering/grid_config.py).
 written = copy.deepcopy(config)
-validate(config, "config/schema.yaml")
 try:
     grid_config.check(
         config,

@@ -25,7 +25,8 @@ from datasets import Dataset
 
 from steering import SteeredModel, SteeringConfig
 from steering.data import Collator
-from steering.training import SteeringTrainer, TrainSettings, training_arguments
+from steering.trainer import SteeringTrainer, training_arguments
+from steering.training import TrainSettings
 
 GIB = 2**30
 

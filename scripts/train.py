@@ -9,7 +9,6 @@ also evaluates validation (unless --test-only) and test, writing outputs/... (or
 import argparse
 import sys
 
-from steering.adapters import ACTIVATIONS
 from steering.cli import (
     SINGLE_BOS_HELP,
     add_checkpointing_flags,
@@ -17,8 +16,9 @@ from steering.cli import (
     run,
     shared_train_settings,
 )
-from steering.config import SteeringConfig
 from steering.loader import DTYPES
+from steering.methods import METHODS, training_methods
+from steering.methods.steering import steering_from_args
 from steering.tasks import TASKS
 
 
@@ -35,27 +35,15 @@ def parse_args() -> argparse.Namespace:
         "--epochs", type=float, default=None, help="default: the dataset's (GSM8K 3, others 1)"
     )
     p.add_argument("--bs", type=int, default=8, help="per-device batch size (accumulation 2)")
-    p.add_argument("--adapter-rank", type=int, default=8)
-    p.add_argument("--no-adapter", action="store_true", help="a fixed steering vector per layer")
-    p.add_argument("--linear", action="store_true", help="identity activation")
-    p.add_argument("--nonlinearity", default="silu", choices=[a for a in ACTIVATIONS if a])
-    p.add_argument(
-        "--submodules", action="store_true", help="adapters on the attention and MLP outputs"
-    )
-    p.add_argument(
-        "--official-sites", action="store_true", help="with --submodules: the official attn site"
-    )
-    p.add_argument("--intervene-last", action="store_true", help="steer only the last token")
     p.add_argument(
         "--method",
         default="steering",
-        choices=["steering", "lora", "full", "reft"],
-        help="steering (default), or a baseline: PEFT LoRA, full fine-tuning, LoReFT",
+        choices=training_methods(),
+        help="steering (default), or another method of steering.methods: "
+        + "; ".join(f"{n}: {METHODS[n].summary}" for n in training_methods()),
     )
-    p.add_argument("--reft-rank", type=int, default=8, help="with --method reft")
-    p.add_argument("--reft-first-n", type=int, default=0, help="reft: first n prompt tokens")
-    p.add_argument("--reft-last-n", type=int, default=1, help="reft: last n prompt tokens")
-    p.add_argument("--lora-rank", type=int, default=8, help="with --method lora (alpha = rank)")
+    for name in training_methods():  # each method's flags (steering's: the official ones)
+        METHODS[name].add_arguments(p)
     p.add_argument("--do-eval", action="store_true", help="evaluate after training")
     p.add_argument("--test-only", action="store_true", help="with --do-eval: skip validation")
     p.add_argument("--seed", type=int, default=42)
@@ -83,27 +71,10 @@ def main() -> None:
     a = parse_args()
     from steering.training import TrainSettings, train
 
-    if a.official_sites and not a.submodules:
-        raise ValueError("--official-sites only applies with --submodules")
-    sites = (
-        ("block",)
-        if not a.submodules
-        else (("official_attn", "mlp") if a.official_sites else ("attn", "mlp"))
-    )
-    steering = SteeringConfig(
-        kind="vector" if a.no_adapter else "adapter",
-        rank=a.adapter_rank,
-        activation=None if a.linear else a.nonlinearity,
-        sites=sites,
-        positions="last" if a.intervene_last else "all",
-    )
     settings = TrainSettings(
-        steering=steering,
+        steering=steering_from_args(a),
         method=a.method,
-        lora_rank=a.lora_rank,
-        reft_rank=a.reft_rank,
-        reft_first_n=a.reft_first_n,
-        reft_last_n=a.reft_last_n,
+        options=METHODS[a.method].options_from_args(a),
         do_eval=a.do_eval,
         test_only=a.test_only,
         **shared_train_settings(a),

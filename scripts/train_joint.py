@@ -12,7 +12,6 @@ Saves LoRA in PEFT's format (<out>/lora/) and the steering adapter in ours (<out
 import argparse
 import sys
 
-from steering.adapters import ACTIVATIONS
 from steering.cli import (
     SINGLE_BOS_HELP,
     add_checkpointing_flags,
@@ -20,8 +19,9 @@ from steering.cli import (
     run,
     shared_train_settings,
 )
-from steering.config import SteeringConfig
 from steering.loader import DTYPES
+from steering.methods import METHODS
+from steering.methods.steering import add_steering_arguments, steering_from_args
 from steering.tasks import TASKS
 
 
@@ -32,27 +32,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--model-name", required=True, help="hub id or local model directory")
     p.add_argument("--dataset-name", required=True, help=f"one of {list(TASKS)} (or ARC)")
     p.add_argument("--lr", type=float, default=2e-4, help="default lr of both parameter groups")
-    p.add_argument("--lora-lr", type=float, help="the LoRA parameters' lr (default: --lr)")
-    p.add_argument("--adapter-lr", type=float, help="the steering adapters' lr (default: --lr)")
     p.add_argument("--warmup-ratio", type=float, default=0.06)
     p.add_argument("--scheduler", default="cosine", choices=["cosine", "linear"])
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--epochs", type=float, default=None, help="default: the dataset's")
     p.add_argument("--bs", type=int, default=8, help="per-device batch (accumulation 2)")
-    p.add_argument("--lora-rank", type=int, default=8, help="LoRA r (alpha = r, dropout 0)")
-    p.add_argument("--adapter-rank", type=int, default=8)
-    p.add_argument("--linear", action="store_true")
-    p.add_argument("--nonlinearity", default="silu", choices=[a for a in ACTIVATIONS if a])
-    p.add_argument("--submodules", action="store_true")
-    p.add_argument(
-        "--orthogonal-freq", default="step", help="step | epoch | init | N optimizer steps"
-    )
-    p.add_argument(
-        "--orthogonal-side",
-        default="input",
-        choices=["input", "output"],
-        help="project the adapter's W_down (official) or W_up",
-    )
+    METHODS["joint"].add_arguments(p)  # --lora-rank, --lora-lr, --adapter-lr, --orthogonal-*
+    add_steering_arguments(p, vector=False, official_sites=False, last=False)
     p.add_argument(
         "--save-model",
         action="store_true",
@@ -81,21 +67,12 @@ def main() -> None:
     a = parse_args()
     from steering.training import TrainSettings, train
 
-    steering = SteeringConfig(
-        rank=a.adapter_rank,
-        activation=None if a.linear else a.nonlinearity,
-        sites=("attn", "mlp") if a.submodules else ("block",),
-    )
     summary = train(
         TrainSettings(
-            steering=steering,
+            steering=steering_from_args(a),
             method="joint",
-            lora_rank=a.lora_rank,
-            lora_lr=a.lora_lr,
-            adapter_lr=a.adapter_lr,
+            options=METHODS["joint"].options_from_args(a),
             scheduler=a.scheduler,
-            orthogonal_freq=a.orthogonal_freq,
-            orthogonal_side=a.orthogonal_side,
             do_eval=not a.no_eval,
             test_only=a.test_only and not a.no_eval,
             **shared_train_settings(a),

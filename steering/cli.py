@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from steering.loader import ModelNotFound
 from steering.tasks import DataError
-from steering.training import NonFiniteLoss
+from steering.trainer import NonFiniteLoss
 
 EXPECTED = (
     ValueError,

@@ -28,31 +28,22 @@ from typing import Any
 
 import yaml
 
-from steering import sweep
+from steering import config_schema, sweep
+from steering.methods import DEFAULT, METHODS, get_method
+from steering.methods.base import TRAINING
 
-TRAINING = ("lr", "warmup_ratio", "weight_decay", "epochs", "bs")
-JOINT_ONLY = (
-    "lora_rank",
-    "scheduler",
-    "lora_lr",
-    "adapter_lr",
-    "orthogonal_freq",
-    "orthogonal_side",
-)
 
-# A variant key -> the methods that read it (``method``, ``paper`` are read for every method).
-METHOD_KEYS: dict[str, tuple[str, ...]] = {
-    **{k: ("joint",) for k in JOINT_ONLY},
-    "reft_first_n": ("reft",),
-    "reft_last_n": ("reft",),
-    "reft_positions": ("reft",),
-    "kind": ("steering", "joint"),
-    "activation": ("steering", "joint"),
-    "sites": ("steering", "joint"),
-    "positions": ("steering", "joint"),
-    "rank": ("steering", "joint", "lora", "reft"),
-    **{k: ("steering", "joint", "lora", "full", "reft") for k in TRAINING},
-}
+def method_keys() -> dict[str, tuple[str, ...]]:
+    """A variant key -> the methods that read it (from the registry; ``method``, ``paper``
+    and ``sweep`` are read for every method)."""
+    out: dict[str, list[str]] = {}
+    for name, method in METHODS.items():
+        for key in method.keys({}):
+            out.setdefault(key, []).append(name)
+    for key in TRAINING:  # read by every training method, so never a key of no method
+        out.setdefault(key, [])
+    return {k: tuple(v) for k, v in out.items()}
+
 
 # Keys a sweep may not vary, and why.
 NOT_SWEPT = {
@@ -62,11 +53,6 @@ NOT_SWEPT = {
     "paper": "the paper's name labels the variant, not one of its points",
     "sweep": "sweeps do not nest; put every key in one sweep",
 }
-VECTOR_UNREAD = ("rank", "activation")  # what a steering vector (kind: vector) has not
-
-# Variant settings joint adaptation cannot run (scripts/train_joint.py has no flag for them).
-JOINT_UNSUPPORTED = {"kind": "vector", "sites": "submodules_official", "positions": "last"}
-
 # A dataset key -> the sources that read it.
 SOURCE_KEYS = {
     "data_dir": ("local",),
@@ -111,53 +97,30 @@ def repeated_keys(path: str | Path) -> list[str]:
 
 
 def _variant_problems(name: str, raw: dict[str, Any]) -> list[str]:
-    method = raw.get("method", "steering")
-    where = f"variants.{name} (method {method})"
+    method_name = raw.get("method", DEFAULT)
+    where = f"variants.{name} (method {method_name})"
+    keys = method_keys()
     out = []
     for key in raw:
-        users = METHOD_KEYS.get(key)
-        if users is not None and method not in users:
+        users = keys.get(key)
+        if users is not None and method_name not in users:
             out.append(
                 f"{where}: '{key}' is only read by method(s) {', '.join(users)}; remove it "
                 "or change the method"
             )
-    if method in ("steering", "joint") and raw.get("kind") == "vector":
-        out += [
-            f"{where}: '{key}' does not apply to a steering vector (kind: vector); remove it"
-            for key in ("rank", "activation")
-            if key in raw
-        ]
-    if method == "joint":
-        out += [
-            f"{where}: joint adaptation does not support {key}: {value}"
-            for key, value in JOINT_UNSUPPORTED.items()
-            if raw.get(key) == value
-        ]
-    if method == "reft" and "reft_positions" in raw:
-        out += [
-            f"{where}: give reft_positions or {key}, not both"
-            for key in ("reft_first_n", "reft_last_n")
-            if key in raw
-        ]
-    return out
+    return out + get_method(method_name).config_problems(where, raw)
 
 
 def sweepable(raw: dict[str, Any]) -> list[str]:
     """The keys a sweep on this variant may vary: what its method reads."""
-    method = raw.get("method", "steering")
-    vector = raw.get("kind") == "vector"
-    return sorted(
-        k
-        for k, users in METHOD_KEYS.items()
-        if method in users and not (vector and k in VECTOR_UNREAD)
-    )
+    return sorted(get_method(raw.get("method", DEFAULT)).keys(raw))
 
 
 def _sweep_problems(name: str, raw: dict[str, Any], schema: dict | None) -> list[str]:
     """What is wrong with variant ``name``'s ``sweep`` (``raw`` as written)."""
     where, spec = f"variants.{name}", raw["sweep"]
-    method = raw.get("method", "steering")
-    if method == "base":
+    method = raw.get("method", DEFAULT)
+    if not get_method(method).trains:
         return [
             f"{where}: a base variant (the untrained model) trains nothing, so there is "
             "nothing to sweep; remove 'sweep'"
@@ -168,20 +131,21 @@ def _sweep_problems(name: str, raw: dict[str, Any], schema: dict | None) -> list
             "sweep: {lr: [0.001, 0.002]}"
         ]
     allowed = sweepable(raw)
+    keys = method_keys()
     out = []
     for key, values in spec.items():
         at = f"{where}.sweep.{key}"
         if key in NOT_SWEPT:
             out.append(f"{at}: cannot be swept: {NOT_SWEPT[key]}")
-        elif key not in METHOD_KEYS:
+        elif key not in keys:
             out.append(
                 f"{at}: no method reads '{key}'; method {method} can sweep {', '.join(allowed)}"
             )
         elif key not in allowed:
             why = (
                 "a steering vector (kind: vector) has no rank or activation"
-                if method in METHOD_KEYS[key]
-                else f"it is only read by method(s) {', '.join(METHOD_KEYS[key])}"
+                if method in keys[key]
+                else f"it is only read by method(s) {', '.join(keys[key])}"
             )
             out.append(
                 f"{at}: method {method} does not read '{key}' ({why}); it can sweep "
@@ -229,9 +193,7 @@ def _schema_errors(schema: dict | None, key: str, value: Any) -> list[str]:
         return []
     import jsonschema
 
-    variant = schema["properties"]["variants"]["additionalProperties"]
-    sub = {**variant["properties"][key], "$defs": schema.get("$defs", {})}
-    validator = jsonschema.Draft202012Validator(sub)
+    validator = jsonschema.Draft202012Validator(config_schema.value_schema(schema, key))
     return [e.message for e in validator.iter_errors(value)]
 
 
@@ -345,10 +307,23 @@ def check(
     workdir: str | Path = ".",
     schema: str | Path | None = None,
 ) -> None:
-    """Raise ``GridConfigError`` listing every problem of ``config`` and its YAML ``files``
-    (``schema``: the path of ``config/schema.yaml``, for the swept values)."""
-    parsed = yaml.safe_load(Path(schema).read_text(encoding="utf-8")) if schema else None
+    """Raise ``GridConfigError`` listing every problem of ``config`` and its YAML ``files``.
+
+    With ``schema`` (the path of ``config/schema.yaml``) the config is first validated
+    against it and the methods' settings (``steering/config_schema.py``), every violation
+    listed, and its defaults are then filled in, in place; without, ``config`` is taken as
+    valid and filled already."""
     found = [p for f in files for p in repeated_keys(f)]
+    parsed = config_schema.load(schema) if schema else None
+    if parsed is not None:
+        invalid = config_schema.errors(config, parsed)
+        if invalid:
+            lines = "\n".join(f"  - {p}" for p in [*found, *invalid])
+            raise GridConfigError(
+                f"the config does not fit its schema ({schema} and the methods' settings), "
+                f"{len(found) + len(invalid)} problem(s):\n{lines}"
+            )
+        config_schema.fill_defaults(config, parsed)
     found += problems(config, raw, workdir, parsed)
     if found:
         lines = "\n".join(f"  - {p}" for p in found)

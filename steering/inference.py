@@ -1,26 +1,24 @@
-"""Evaluating a saved checkpoint (ours or the official code's) on one split of a task.
+"""Evaluating a saved checkpoint (any method's, or the official code's) on splits of a task.
 
-Our checkpoints describe themselves, so no training flag needs repeating; flags that the user
-does pass (``--no-adapter``, ``--adapter-rank``, ``--submodules``, ``--intervene-last``) must
-agree with the checkpoint, and a disagreement is an error naming the flag. Official
-checkpoints (``pytorch_model.bin`` / ``model.safetensors``) carry no config: kind, rank and
-sites come from their keys, the activation and positions from the flags.
+The checkpoint's method (``steering.methods.for_checkpoint``: ``method.json``, else
+post-block steering, else, without a checkpoint, the base model) loads it. Our checkpoints
+describe themselves, so no training flag needs repeating; flags that the user does pass
+(``--no-adapter``, ``--adapter-rank``, ``--submodules``, ``--intervene-last``) must agree with
+the checkpoint, and a disagreement is an error naming the flag. Official checkpoints
+(``pytorch_model.bin`` / ``model.safetensors``) carry no config: kind, rank and sites come
+from their keys, the activation and positions from the flags.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from steering import baselines
-from steering.checkpoint import CONFIG_NAME
-from steering.config import SteeringConfig
 from steering.data import uses_chat_template
 from steering.evaluation import evaluate_splits, provenance
-from steering.loader import load_base_model, load_tokenizer
-from steering.model import SteeredModel
+from steering.loader import load_tokenizer
+from steering.methods import for_checkpoint
 from steering.tasks import get_task
 
 
@@ -65,49 +63,6 @@ class InferenceSettings:
             raise ValueError(f"--eval-batch-size must be >= 1, got {self.eval_batch_size}")
 
 
-def check_flags(s: InferenceSettings, config: SteeringConfig, source: str) -> None:
-    """Every flag the user gave must describe the checkpoint's steering."""
-    actual = {
-        "--no-adapter": config.kind == "vector",
-        "--adapter-rank": config.rank if config.kind == "adapter" else None,
-        "--submodules": config.sites != ("block",),
-        "--intervene-last": config.positions == "last",
-    }
-    given = {
-        "--no-adapter": s.no_adapter,
-        "--adapter-rank": s.adapter_rank,
-        "--submodules": s.submodules,
-        "--intervene-last": s.intervene_last,
-    }
-    for flag, value in given.items():
-        if value is not None and value != actual[flag]:
-            raise ValueError(
-                f"{flag}={value} disagrees with {source}, which was trained with "
-                f"{flag}={actual[flag]} ({config.variant_name()}); drop the flag or pick the "
-                f"matching checkpoint"
-            )
-
-
-def _is_ours(path: Path) -> bool:
-    return path.is_dir() and (path / CONFIG_NAME).is_file()
-
-
-def load_steered(s: InferenceSettings, base) -> SteeredModel | None:
-    if s.ckpt_path is None:
-        return None
-    path = Path(s.ckpt_path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    if _is_ours(path):
-        model = SteeredModel.from_pretrained(base, path)
-    else:
-        model = SteeredModel.from_official_checkpoint(
-            base, path, activation=s.activation, positions="last" if s.intervene_last else "all"
-        )
-    check_flags(s, model.steering_config, f"checkpoint {path}")
-    return model
-
-
 def output_path(s: InferenceSettings, split: str) -> Path:
     """--output-file, else <output-dir or the checkpoint's directory>/<split>.json."""
     if s.output_file:
@@ -131,19 +86,12 @@ def run_inference(s: InferenceSettings) -> list[dict[str, Any]]:
             raise ValueError(f"output directory {out.parent} exists and is a file")
     splits = task.load(data_dir=s.data_dir)
     tokenizer = load_tokenizer(s.model_name)
-    settings = asdict(s)
-    if s.ckpt_path is not None and baselines.is_checkpoint(s.ckpt_path):  # LoRA / full
-        info = json.loads((Path(s.ckpt_path) / baselines.METHOD_FILE).read_text())
-        full = info.get("method") == "full"  # a whole saved model: no base to load first
-        base = None if full else load_base_model(s.model_name, s.dtype, s.device, s.device_map)
-        model = baselines.load(base, s.ckpt_path, s.dtype, s.device, s.device_map)
-        base = base if base is not None else model
-        settings["method"] = info
-    else:
-        base = load_base_model(s.model_name, s.dtype, s.device, s.device_map)
-        steered = load_steered(s, base)
-        model = steered if steered is not None else base
-        settings["steering"] = steered.steering_config.to_dict() if steered is not None else None
+    path = Path(s.ckpt_path) if s.ckpt_path is not None else None
+    if path is not None and not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    method = for_checkpoint(path)
+    model, base = method.load(path, s)
+    settings = {**asdict(s), **method.provenance(model, path)}
     return evaluate_splits(
         model,
         tokenizer,

@@ -19,13 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from steering import sweep
+from steering.methods import DEFAULT, get_method
 
 RESULTS = "results"
-SITES_FLAGS = {
-    "block": [],
-    "submodules": ["--submodules"],
-    "submodules_official": ["--submodules", "--official-sites"],
-}
 
 
 @dataclass(frozen=True)
@@ -58,24 +54,13 @@ def grid(config: dict) -> dict:
     return {**config, "variants": sweep.expand(config["variants"])}
 
 
-# ReFT positions by name: the last n prompt tokens, the first n, or the first n and last m.
-REFT_POSITIONS = re.compile(
-    r"^(?:first(?P<first>[1-9]\d*)(?:_last(?P<both>[1-9]\d*))?|last(?P<last>[1-9]\d*))$"
-)
-
-
-def reft_positions(name: str) -> tuple[int, int]:
-    """``last1`` -> (0, 1); ``first7_last7`` -> (7, 7); ``first3`` -> (3, 0)."""
-    m = REFT_POSITIONS.match(name)
-    if m is None:
-        raise ValueError(
-            f"reft_positions {name!r} is not last<n>, first<n> or first<n>_last<m> (n, m >= 1)"
-        )
-    return int(m["first"] or 0), int(m["both"] or m["last"] or 0)
+def method_of(config: dict, variant: str):
+    """The variant's method (``steering.methods``)."""
+    return get_method(config["variants"][variant].get("method", DEFAULT))
 
 
 def is_trained(config: dict, variant: str) -> bool:
-    return config["variants"][variant].get("method", "steering") != "base"
+    return method_of(config, variant).trains
 
 
 def runs(config: dict) -> list[Run]:
@@ -200,9 +185,8 @@ def _flags(settings: dict, keys) -> list[str]:
 
 
 def train_script(config: dict, variant: str) -> str:
-    """The script a variant trains with: train_joint.py for ``method: joint``, else train.py."""
-    joint = config["variants"][variant].get("method") == "joint"
-    return "scripts/train_joint.py" if joint else "scripts/train.py"
+    """The script a variant trains with (its method's: train_joint.py for joint)."""
+    return method_of(config, variant).script
 
 
 def train_args(config: dict, model: str, dataset: str, variant: str, seed: int | str) -> str:
@@ -222,33 +206,7 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
     args += _flags(s, ("lr", "warmup_ratio", "weight_decay", "epochs", "bs", "max_train_samples"))
     # Interrupted jobs resume from here: not an output, so Snakemake keeps it after a failure.
     args += ["--resume-dir", f"{run}/resume", "--save-steps", str(s.get("save_steps", 100))]
-    method = v.get("method", "steering")
-    if method in ("lora", "full", "reft"):
-        args += ["--method", method]
-        if method == "lora":
-            args += ["--lora-rank", str(v.get("rank", 8))]
-        if method == "reft":
-            args += ["--reft-rank", str(v.get("rank", 8))]
-            if v.get("reft_positions"):
-                first, last = reft_positions(v["reft_positions"])
-                args += ["--reft-first-n", str(first), "--reft-last-n", str(last)]
-            else:
-                args += _flags(v, ("reft_first_n", "reft_last_n"))
-        return shlex.join(args)
-    if method == "joint":  # LoRA (lora_rank) + an adapter (rank); grid_config rejects the rest
-        args += ["--no-eval", "--lora-rank", str(v.get("lora_rank", 8))]
-        args += _flags(
-            v, ("scheduler", "lora_lr", "adapter_lr", "orthogonal_freq", "orthogonal_side")
-        )
-    if v.get("kind", "adapter") == "vector":
-        args.append("--no-adapter")
-    else:
-        args += ["--adapter-rank", str(v.get("rank", 8))]
-        activation = v.get("activation", "silu")
-        args += ["--linear"] if activation is None else ["--nonlinearity", activation]
-    args += SITES_FLAGS[v.get("sites", "block")]
-    if v.get("positions", "all") == "last":
-        args.append("--intervene-last")
+    args += method_of(config, variant).train_flags(v)
     return shlex.join(args)
 
 

@@ -1,9 +1,11 @@
-"""Training a SteeredModel with HF Trainer under the official defaults (PROTOCOL.md section 2).
+"""One training run under the official defaults (PROTOCOL.md section 2), for any method.
 
-``train(settings)`` loads the task data and the base model once, attaches the steering, trains
-(lr 9e-4, linear schedule, warmup 0.03, weight decay 0, batch 8 x accumulation 2, per-dataset
-epochs, group-by-length batches, seed 42 unless told otherwise), saves the adapter checkpoint
-and, with ``do_eval``, evaluates validation and test in the same process.
+``train(settings)`` loads the task data and the base model once, builds the method's model
+(``steering.methods``: post-block steering by default), trains it with the HF Trainer
+(``steering/trainer.py``: lr 9e-4, linear schedule, warmup 0.03, weight decay 0, batch 8 x
+accumulation 2, per-dataset epochs, group-by-length batches, seed 42 unless told otherwise),
+saves the method's checkpoint and, with ``do_eval``, evaluates validation and test in the
+same process.
 """
 
 from __future__ import annotations
@@ -17,12 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import set_seed
 
-from steering import baselines, resume
-from steering.architectures import get_architecture
-from steering.baselines import METHODS
+from steering import resume
 from steering.config import SteeringConfig
 from steering.data import (
     Collator,
@@ -32,38 +31,10 @@ from steering.data import (
     uses_chat_template,
 )
 from steering.io import write_json, write_text
-from steering.loader import load_base_model, load_tokenizer, model_short_name, pick_device
-from steering.model import SteeredModel
-from steering.sampling import EpochSeededLengthGroupedSampler
+from steering.loader import load_base_model, load_tokenizer, model_short_name
+from steering.methods import get_method
 from steering.tasks import get_task
-
-
-class NonFiniteLoss(RuntimeError):
-    """Training produced a NaN or infinite loss, or NaN or infinite gradients."""
-
-
-HINT = "lower --lr, or train in --dtype float32"
-
-
-class FiniteGradients(TrainerCallback):
-    """Stops training at the first optimizer step whose gradients are not all finite.
-
-    A finite loss can still give NaN/inf gradients (an overflow in the backward pass of a
-    half-precision model); AdamW would then write NaN into every weight it touches and the
-    run would go on, reporting a finite loss from a broken model. Runs after gradient
-    clipping, before ``optimizer.step()``, with one host sync per step.
-    """
-
-    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
-        named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
-        if not named or torch.stack([torch.isfinite(g).all() for _, g in named]).all():
-            return
-        bad = [n for n, g in named if not torch.isfinite(g).all()]
-        raise NonFiniteLoss(
-            f"gradients are NaN or infinite at optimizer step {state.global_step + 1} "
-            f"(epoch {state.epoch or 0:.2f}) in {len(bad)} of {len(named)} trainable tensors, "
-            f"first {bad[0]}; {HINT}"
-        )
+from steering.trainer import FiniteGradients, SteeringTrainer, training_arguments
 
 
 @dataclass
@@ -73,16 +44,9 @@ class TrainSettings:
     model_name: str
     dataset_name: str
     steering: SteeringConfig = field(default_factory=SteeringConfig)
-    method: str = "steering"  # or "lora", "full" (steering/baselines.py), "joint" (joint.py)
-    lora_rank: int = 8
+    method: str = "steering"  # a name in steering.methods.METHODS
+    options: dict[str, Any] = field(default_factory=dict)  # the method's settings (its module)
     scheduler: str = "linear"  # or "cosine" (the joint default)
-    lora_lr: float | None = None  # joint: the LoRA parameter group's lr (default: lr)
-    adapter_lr: float | None = None  # joint: the steering adapters' lr (default: lr)
-    orthogonal_freq: str | int = "step"  # joint: step | epoch | init | N
-    orthogonal_side: str = "input"  # joint: project W_down (input) or W_up (output)
-    reft_rank: int = 8  # reft: LoReFT rank
-    reft_first_n: int = 0  # reft: intervene on the first n prompt tokens ...
-    reft_last_n: int = 1  # ... and on the last n (default: the last prompt token only)
     lr: float = 9e-4
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
@@ -136,34 +100,20 @@ class TrainSettings:
                 raise ValueError(f"{name}={getattr(self, name)!r} {rule}")
         if self.test_only and not self.do_eval:
             raise ValueError("--test-only only makes sense with --do-eval")
-        if self.method not in METHODS:
-            raise ValueError(f"--method {self.method!r} is invalid; choose one of {list(METHODS)}")
-        if self.lora_rank < 1:
-            raise ValueError(f"lora_rank={self.lora_rank} must be >= 1")
+        try:
+            method = get_method(self.method)
+        except ValueError:
+            raise ValueError(
+                f"--method {self.method!r} is invalid; choose one of {_trained_methods()}"
+            ) from None
+        if not method.trains:
+            raise ValueError(f"method {self.method!r} trains nothing; evaluate it instead")
         if self.scheduler not in ("linear", "cosine"):
             raise ValueError(f"--scheduler {self.scheduler!r} is invalid; choose linear or cosine")
-        for name in ("lora_lr", "adapter_lr"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
-        if self.method == "joint":
-            from steering.joint import parse_frequency
-
-            self.orthogonal_freq = parse_frequency(self.orthogonal_freq)
-            if self.orthogonal_side not in ("input", "output"):
-                raise ValueError(
-                    f"--orthogonal-side {self.orthogonal_side!r}: choose input or output"
-                )
+        self.options = method.check_options(dict(self.options))
 
     def variant(self) -> str:
-        if self.method == "lora":
-            return f"lora_r{self.lora_rank}"
-        if self.method == "full":
-            return "full"
-        if self.method == "joint":
-            return f"joint_lora{self.lora_rank}_{self.steering.variant_name()}"
-        if self.method == "reft":
-            return f"reft_r{self.reft_rank}_f{self.reft_first_n}_l{self.reft_last_n}"
-        return self.steering.variant_name()
+        return get_method(self.method).variant_name(self.options, self.steering)
 
     def checkpoint_dir(self) -> Path:
         """``./<dataset>_model/<model>_<variant>/`` as the official code, or ``output_dir``."""
@@ -189,78 +139,10 @@ class TrainSettings:
         return d
 
 
-def training_arguments(s: TrainSettings, output_dir: str, epochs: float) -> TrainingArguments:
-    """TrainingArguments for the protocol, across transformers 4.x and 5.x argument names."""
-    names = {f.name for f in dataclasses.fields(TrainingArguments)}
-    kw: dict[str, Any] = dict(
-        output_dir=output_dir,
-        learning_rate=s.lr,
-        lr_scheduler_type=s.scheduler,
-        weight_decay=s.weight_decay,
-        per_device_train_batch_size=s.bs,
-        gradient_accumulation_steps=s.grad_accum,
-        num_train_epochs=epochs,
-        seed=s.seed,
-        data_seed=s.seed,
-        logging_steps=s.logging_steps,
-        save_strategy="steps" if s.save_steps else "no",
-        save_steps=s.save_steps or 500,  # unused when save_strategy is "no"
-        save_total_limit=resume.KEEP,
-        report_to=["wandb"] if s.wandb else "none",
-        run_name=f"{get_task(s.dataset_name).name}_{model_short_name(s.model_name)}_{s.variant()}_seed{s.seed}",
-        use_cpu=pick_device(s.device).type == "cpu",
-        remove_unused_columns=False,
-        disable_tqdm=not s.progress,
-        dataloader_num_workers=0,
-    )
-    if "warmup_ratio" in names:  # transformers 4.x
-        kw["warmup_ratio"] = s.warmup_ratio
-    else:  # transformers 5: a float below 1 is a ratio of the total steps
-        kw["warmup_steps"] = s.warmup_ratio
-    if "group_by_length" in names:
-        kw["group_by_length"] = True
-    elif "train_sampling_strategy" in names:
-        kw["train_sampling_strategy"] = "group_by_length"
-    return TrainingArguments(**kw)
+def _trained_methods() -> list[str]:
+    from steering.methods import METHODS
 
-
-class SteeringTrainer(Trainer):
-    def _get_train_sampler(self, train_dataset=None):
-        """Length-grouped, seeded per epoch, over the global batch (steering/sampling.py)."""
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
-        a = self.args
-        return EpochSeededLengthGroupedSampler(
-            a.per_device_train_batch_size * a.world_size * a.gradient_accumulation_steps,
-            lengths=dataset["length"],
-            seed=a.data_seed if a.data_seed is not None else a.seed,
-        )
-
-    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
-        result = super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
-        loss = result[0] if return_outputs else result
-        if not torch.isfinite(loss.detach()).all():
-            raise NonFiniteLoss(
-                f"the training loss is {loss.item()} at optimizer step "
-                f"{self.state.global_step + 1} (epoch {self.state.epoch or 0:.2f}); {HINT}"
-            )
-        return result
-
-
-def _joint_extras(model, s: TrainSettings) -> dict[str, Any]:
-    """Two parameter groups (LoRA, adapters) with their own learning rates, and the
-    orthogonality callback."""
-    from steering.joint import OrthogonalityCallback
-
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": model.lora_parameters(), "lr": s.lora_lr or s.lr, "name": "lora"},
-            {"params": model.adapter_parameters(), "lr": s.adapter_lr or s.lr, "name": "adapters"},
-        ],
-        lr=s.lr,
-        weight_decay=s.weight_decay,
-    )
-    callback = OrthogonalityCallback(model, s.orthogonal_freq, s.orthogonal_side)
-    return {"optimizers": (optimizer, None), "callbacks": [callback]}
+    return [name for name, m in METHODS.items() if m.trains]
 
 
 def train(s: TrainSettings) -> dict[str, Any]:
@@ -280,25 +162,10 @@ def train(s: TrainSettings) -> dict[str, Any]:
     base = load_base_model(s.model_name, s.dtype, s.device)
     chat = uses_chat_template(base.config.model_type)
     set_seed(s.seed)  # the adapters' random init too, not only the Trainer, follows the seed
-    if s.method == "steering":
-        model = SteeredModel(base, s.steering)
-        n_trainable, share = model.num_trainable_parameters(), model.trainable_share()
-    elif s.method == "reft":
-        from steering.reft import ReftModel
-
-        model = ReftModel(base, s.reft_rank, s.reft_first_n, s.reft_last_n)
-        n_trainable = model.num_trainable_parameters()
-        share = n_trainable / baselines.base_parameters(base)
-    elif s.method == "joint":
-        from steering.joint import JointModel
-
-        model = JointModel(base, s.steering, s.lora_rank)
-        n_trainable = baselines.trainable_parameters(model)
-        share = n_trainable / baselines.base_parameters(model.lora)
-    else:
-        model = baselines.prepare(base, s.method, s.lora_rank)
-        n_trainable = baselines.trainable_parameters(model)
-        share = n_trainable / baselines.base_parameters(model)
+    method = get_method(s.method)
+    model = method.build(base, s.options, s.steering)
+    n_trainable = method.trainable_parameters(model)
+    share = n_trainable / method.base_parameters(model)
     world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun for DDP
     main = int(os.environ.get("RANK", "0")) == 0
     if main:
@@ -319,7 +186,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
     )
     if start is not None and main:
         print(f"resuming from {start}", flush=True)
-    extras = _joint_extras(model, s) if s.method == "joint" else {}
+    extras = method.trainer_extras(model, s)
     extras["callbacks"] = [
         *extras.get("callbacks", []),
         FiniteGradients(),
@@ -338,23 +205,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
     if not trainer.is_world_process_zero():  # DDP: the main process saves and evaluates
         return {"main_process": False, "optimizer_steps": trainer.state.global_step}
 
-    if s.method == "steering":
-        model.save_pretrained(ckpt_dir)
-    elif s.method == "joint":
-        model.steered.save_pretrained(ckpt_dir)
-        baselines.save(
-            model.lora, "joint", ckpt_dir, {"lora_rank": s.lora_rank, "base_model": s.model_name}
-        )
-    elif s.method == "reft":
-        baselines.save(model, "reft", ckpt_dir, {"base_model": s.model_name})
-    else:
-        targets = list(get_architecture(base).lora_targets) if s.method == "lora" else None
-        baselines.save(
-            model,
-            s.method,
-            ckpt_dir,
-            {"lora_rank": s.lora_rank, "targets": targets, "base_model": s.model_name},
-        )
+    method.save(model, ckpt_dir, s)
     summary = {
         "settings": s.to_dict(),
         "variant": s.variant(),

@@ -12,10 +12,11 @@ import torch
 from steering import SteeringConfig, baselines
 from steering.architectures import decoder_layers
 from steering.joint import JointModel, OrthogonalityCallback, parse_frequency
+from steering.methods import METHODS
 from steering.tasks import get_task
 from steering.tasks.files import write_prepared
 from steering.tiny import save_tiny_model, tiny_model
-from steering.training import TrainSettings, _joint_extras
+from steering.training import TrainSettings
 from tests.conftest import randomize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,9 +80,13 @@ def test_trainable_parameters_are_lora_plus_adapters_in_closed_form():
 def test_two_learning_rates_reach_the_right_parameters():
     model = JointModel(tiny_model("llama"), SteeringConfig(), lora_rank=4)
     s = TrainSettings(
-        model_name="x", dataset_name="BoolQ", method="joint", lr=1e-4, lora_lr=3e-4, adapter_lr=5e-3
+        model_name="x",
+        dataset_name="BoolQ",
+        method="joint",
+        lr=1e-4,
+        options={"lora_lr": 3e-4, "adapter_lr": 5e-3},
     )
-    optimizer = _joint_extras(model, s)["optimizers"][0]
+    optimizer = METHODS["joint"].trainer_extras(model, s)["optimizers"][0]
     groups = {g["name"]: g for g in optimizer.param_groups}
     assert groups["lora"]["lr"] == 3e-4 and groups["adapters"]["lr"] == 5e-3
     assert {id(p) for p in groups["lora"]["params"]} == {id(p) for p in model.lora_parameters()}
@@ -129,10 +134,12 @@ def test_joint_checkpoint_round_trip(tmp_path, input_ids):
     model = joint(seed=1)
     with torch.no_grad():
         expected = model(input_ids=input_ids).logits
-    model.steered.save_pretrained(tmp_path)
-    baselines.save(model.lora, "joint", tmp_path, {"lora_rank": 4})
+    settings = TrainSettings(
+        model_name="x", dataset_name="BoolQ", method="joint", options={"lora_rank": 4}
+    )
+    METHODS["joint"].save(model, tmp_path, settings)
     assert (tmp_path / "lora" / "adapter_config.json").is_file()
-    loaded = baselines.load(tiny_model("llama", num_layers=2, seed=1), tmp_path, "float32", "cpu")
+    loaded = METHODS["joint"].load_on(tiny_model("llama", num_layers=2, seed=1), tmp_path)
     with torch.no_grad():
         torch.testing.assert_close(loaded(input_ids=input_ids).logits, expected, rtol=0, atol=1e-6)
 

@@ -275,21 +275,13 @@ def test_single_bos_reaches_both_scripts_only_when_asked():
 
 
 def filled(config: dict) -> dict:
-    """``config`` with the schema's defaults filled in, as the Snakefile's validation does."""
-    from jsonschema import Draft202012Validator, validators
+    """``config`` validated and with its defaults filled in, as the Snakefile does."""
+    from steering import config_schema
 
-    schema = yaml.safe_load((Path(__file__).parent.parent / "config/schema.yaml").read_text())
-
-    def set_defaults(validator, properties, instance, schema):
-        for prop, sub in properties.items():
-            if "default" in sub and isinstance(instance, dict):
-                instance.setdefault(prop, sub["default"])
-        yield from Draft202012Validator.VALIDATORS["properties"](
-            validator, properties, instance, schema
-        )
-
+    schema = config_schema.load(Path(__file__).parent.parent / "config/schema.yaml")
     config = json.loads(json.dumps(config))
-    validators.extend(Draft202012Validator, {"properties": set_defaults})(schema).validate(config)
+    assert config_schema.errors(config, schema) == []
+    config_schema.fill_defaults(config, schema)
     return config
 
 

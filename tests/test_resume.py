@@ -71,10 +71,10 @@ METHODS = {
     "steering": {},
     "last_token": {"steering": SteeringConfig(rank=4, positions="last")},
     "vector": {"steering": SteeringConfig(kind="vector")},
-    "lora": {"method": "lora", "lora_rank": 2},
+    "lora": {"method": "lora", "options": {"rank": 2}},
     "full": {"method": "full"},
-    "joint": {"method": "joint", "lora_rank": 2, "orthogonal_freq": "step"},
-    "reft": {"method": "reft", "reft_rank": 2},
+    "joint": {"method": "joint", "options": {"lora_rank": 2, "orthogonal_freq": "step"}},
+    "reft": {"method": "reft", "options": {"rank": 2}},
 }
 
 

@@ -6,12 +6,12 @@ import re
 import shlex
 
 import pytest
-import yaml
 
-from steering import grid_config, pipeline, sweep
+from steering import config_schema, grid_config, pipeline, sweep
+from steering.methods.reft import reft_positions
 from tests.workflow import ROOT
 
-SCHEMA = yaml.safe_load((ROOT / "config/schema.yaml").read_text())
+SCHEMA = config_schema.load(ROOT / "config/schema.yaml")
 
 
 @pytest.mark.parametrize(
@@ -146,12 +146,12 @@ def test_adding_a_value_changes_no_other_job():
     [(0, 1, "last1"), (7, 7, "first7_last7"), (3, 0, "first3"), (0, 12, "last12")],
 )
 def test_reft_positions_by_name(first, last, name):
-    assert pipeline.reft_positions(name) == (first, last)
+    assert reft_positions(name) == (first, last)
 
 
 def test_bad_reft_positions_name():
     with pytest.raises(ValueError, match="is not last<n>, first<n> or first<n>_last<m>"):
-        pipeline.reft_positions("last0")
+        reft_positions("last0")
 
 
 def _problems(variants, **top):

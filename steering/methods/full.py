@@ -1,0 +1,38 @@
+"""The full fine-tuning baseline: every base parameter trained. Checkpoint: ``method.json``
+plus ``model/``, an ordinary Hugging Face model directory (evaluated without loading the
+base model first)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from steering.methods.base import Method, write_method_file
+
+
+class Full(Method):
+    name = "full"
+    summary = "full fine-tuning: every parameter of the base model"
+
+    def variant_name(self, options: dict[str, Any], steering) -> str:
+        return "full"
+
+    def build(self, base, options: dict[str, Any], steering=None):
+        base.requires_grad_(True)
+        return base
+
+    def base_parameters(self, model) -> int:
+        from steering.baselines import base_parameters
+
+        return base_parameters(model)
+
+    def save(self, model, path: Path, settings) -> None:
+        model.save_pretrained(path / "model")
+        write_method_file(path, self.name, {"base_model": settings.model_name})
+
+    def load(self, path: Path | None, settings):
+        from steering.loader import load_base_model
+
+        s = settings
+        model = load_base_model(str(path / "model"), s.dtype, s.device, s.device_map)
+        return model, model  # the saved model is the whole model: no base to load first

@@ -1,0 +1,47 @@
+"""The LoRA baseline: PEFT LoRA with r = alpha = ``rank`` (scaling 1), dropout 0, no bias, on
+the architecture's seven projections (``Architecture.lora_targets``); r * (d_in + d_out)
+trainable parameters per adapted projection. Checkpoint: ``method.json`` plus ``lora/`` in
+PEFT's own format (loadable by ``PeftModel.from_pretrained``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from steering.methods.base import Method, Setting, write_method_file
+
+
+class Lora(Method):
+    name = "lora"
+    summary = "PEFT LoRA on the seven projections (r = alpha = rank, dropout 0)"
+    settings = (
+        Setting("rank", {"type": "integer", "minimum": 1}, 8, "LoRA r (alpha = r)", "--lora-rank"),
+    )
+
+    def variant_name(self, options: dict[str, Any], steering) -> str:
+        return f"lora_r{options['rank']}"
+
+    def build(self, base, options: dict[str, Any], steering=None):
+        from steering.baselines import add_lora
+
+        return add_lora(base, options["rank"])
+
+    def base_parameters(self, model) -> int:
+        from steering.baselines import base_parameters
+
+        return base_parameters(model)
+
+    def save(self, model, path: Path, settings) -> None:
+        from steering.architectures import get_architecture
+
+        model.save_pretrained(path / "lora")
+        targets = list(get_architecture(model.get_base_model()).lora_targets)
+        meta = {"lora_rank": settings.options["rank"], "targets": targets}
+        write_method_file(path, self.name, {**meta, "base_model": settings.model_name})
+
+    def load_on(self, base, path: Path, settings=None):
+        from peft import PeftModel
+
+        if not (path / "lora" / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"{path} is a LoRA checkpoint without lora/adapter_config.json")
+        return PeftModel.from_pretrained(base, path / "lora").eval()

@@ -1,0 +1,28 @@
+"""The untrained base model (``method: base``): nothing to train, evaluated as it is, once
+(under the first seed: greedy decoding of a fixed model does not depend on the seed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from steering.methods.base import Method
+
+
+class Untrained(Method):
+    name = "base"
+    summary = "the untrained base model, evaluated as it is"
+    script = None
+    trains = False
+
+    def train_flags(self, entry: dict[str, Any]) -> list[str]:
+        raise ValueError("the base model is not trained; it has no training flags")
+
+    def build(self, base, options: dict[str, Any], steering=None):
+        raise ValueError("the base model is not trained: evaluate it without --ckpt-path")
+
+    def load_on(self, base, path: Path | None, settings=None):
+        return base
+
+    def provenance(self, model, path: Path | None) -> dict[str, Any]:
+        return {"steering": None}

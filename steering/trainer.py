@@ -1,0 +1,101 @@
+"""The HF Trainer as the protocol runs it: TrainingArguments across transformers versions,
+the length-grouped order over the global batch, and the stops at a non-finite loss or
+gradient."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from steering import resume
+from steering.loader import model_short_name, pick_device
+from steering.sampling import EpochSeededLengthGroupedSampler
+from steering.tasks import get_task
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training produced a NaN or infinite loss, or NaN or infinite gradients."""
+
+
+HINT = "lower --lr, or train in --dtype float32"
+
+
+class FiniteGradients(TrainerCallback):
+    """Stops training at the first optimizer step whose gradients are not all finite.
+
+    A finite loss can still give NaN/inf gradients (an overflow in the backward pass of a
+    half-precision model); AdamW would then write NaN into every weight it touches and the
+    run would go on, reporting a finite loss from a broken model. Runs after gradient
+    clipping, before ``optimizer.step()``, with one host sync per step.
+    """
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
+        if not named or torch.stack([torch.isfinite(g).all() for _, g in named]).all():
+            return
+        bad = [n for n, g in named if not torch.isfinite(g).all()]
+        raise NonFiniteLoss(
+            f"gradients are NaN or infinite at optimizer step {state.global_step + 1} "
+            f"(epoch {state.epoch or 0:.2f}) in {len(bad)} of {len(named)} trainable tensors, "
+            f"first {bad[0]}; {HINT}"
+        )
+
+
+def training_arguments(s, output_dir: str, epochs: float) -> TrainingArguments:
+    """TrainingArguments for the protocol, across transformers 4.x and 5.x argument names."""
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    kw: dict[str, Any] = dict(
+        output_dir=output_dir,
+        learning_rate=s.lr,
+        lr_scheduler_type=s.scheduler,
+        weight_decay=s.weight_decay,
+        per_device_train_batch_size=s.bs,
+        gradient_accumulation_steps=s.grad_accum,
+        num_train_epochs=epochs,
+        seed=s.seed,
+        data_seed=s.seed,
+        logging_steps=s.logging_steps,
+        save_strategy="steps" if s.save_steps else "no",
+        save_steps=s.save_steps or 500,  # unused when save_strategy is "no"
+        save_total_limit=resume.KEEP,
+        report_to=["wandb"] if s.wandb else "none",
+        run_name=f"{get_task(s.dataset_name).name}_{model_short_name(s.model_name)}_{s.variant()}_seed{s.seed}",
+        use_cpu=pick_device(s.device).type == "cpu",
+        remove_unused_columns=False,
+        disable_tqdm=not s.progress,
+        dataloader_num_workers=0,
+    )
+    if "warmup_ratio" in names:  # transformers 4.x
+        kw["warmup_ratio"] = s.warmup_ratio
+    else:  # transformers 5: a float below 1 is a ratio of the total steps
+        kw["warmup_steps"] = s.warmup_ratio
+    if "group_by_length" in names:
+        kw["group_by_length"] = True
+    elif "train_sampling_strategy" in names:
+        kw["train_sampling_strategy"] = "group_by_length"
+    return TrainingArguments(**kw)
+
+
+class SteeringTrainer(Trainer):
+    def _get_train_sampler(self, train_dataset=None):
+        """Length-grouped, seeded per epoch, over the global batch (steering/sampling.py)."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        a = self.args
+        return EpochSeededLengthGroupedSampler(
+            a.per_device_train_batch_size * a.world_size * a.gradient_accumulation_steps,
+            lengths=dataset["length"],
+            seed=a.data_seed if a.data_seed is not None else a.seed,
+        )
+
+    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+        result = super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
+        loss = result[0] if return_outputs else result
+        if not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLoss(
+                f"the training loss is {loss.item()} at optimizer step "
+                f"{self.state.global_step + 1} (epoch {self.state.epoch or 0:.2f}); {HINT}"
+            )
+        return result
