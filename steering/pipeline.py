@@ -158,7 +158,9 @@ TRAINING_KEYS = (
 )
 
 
-def _common(config: dict, model: str, dataset: str, settings: dict) -> list[str]:
+def _common(
+    config: dict, model: str, dataset: str, settings: dict, device: bool = True
+) -> list[str]:
     args = [
         "--model-name",
         model_name(config, model),
@@ -173,7 +175,7 @@ def _common(config: dict, model: str, dataset: str, settings: dict) -> list[str]
         args += ["--dtype", dtype]
     if _model_setting(config, model, "single_bos", False):  # only when asked: runs keep params
         args.append("--single-bos")
-    return args + _flags(settings, ("device",))
+    return args + (_flags(settings, ("device",)) if device else [])
 
 
 def _flags(settings: dict, keys) -> list[str]:
@@ -214,11 +216,13 @@ def eval_args(config: dict, model: str, dataset: str, variant: str, seed: int | 
     """The quoted arguments of scripts/inference.py for one run (all configured splits)."""
     s = _settings(config, dataset, variant)
     run = run_dir(model, dataset, variant, seed)
-    args = _common(config, model, dataset, s)
+    spread = eval_gpus(config, model) > 1 or config["models"][model].get("device_map")
+    # a spread model has no one device: --device and --device-map exclude each other
+    args = _common(config, model, dataset, s, device=not spread)
     if is_trained(config, variant):
         args += ["--ckpt-path", f"{run}/checkpoint"]
     args += _flags(s, ("eval_batch_size", "max_eval_samples"))
-    if eval_gpus(config, model) > 1 or config["models"][model].get("device_map"):
+    if spread:
         args += ["--device-map", config["models"][model].get("device_map") or "auto"]
     args += ["--split", *config["splits"], "--output-dir", run, "--seed", str(seed)]
     return shlex.join(args)

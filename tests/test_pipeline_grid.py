@@ -307,3 +307,17 @@ def test_every_job_keeps_its_arguments():
         m: pipeline.tiny_model_args(config, m) for m, e in config["models"].items() if "tiny" in e
     }
     assert tiny == recorded["tiny"]
+
+
+def test_a_spread_evaluation_gets_no_device():
+    """``training.device`` with a model spread over GPUs: inference takes --device or
+    --device-map, never both, so the evaluation job must not pass the device."""
+    config = json.loads(json.dumps(CONFIG))
+    config["training"]["device"] = "cuda"
+    config["models"]["hub"]["gpus_per_eval"] = 2
+    spread = shlex.split(pipeline.eval_args(config, "hub", "BoolQ", "silu", 0))
+    assert "--device" not in spread and spread[spread.index("--device-map") + 1] == "auto"
+    one = shlex.split(pipeline.eval_args(config, "m", "BoolQ", "silu", 0))
+    assert one[one.index("--device") + 1] == "cuda" and "--device-map" not in one
+    train = shlex.split(pipeline.train_args(config, "hub", "BoolQ", "silu", 0))
+    assert train[train.index("--device") + 1] == "cuda"  # training places the model itself
