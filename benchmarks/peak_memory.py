@@ -25,6 +25,7 @@ from datasets import Dataset
 
 from steering import SteeredModel, SteeringConfig
 from steering.data import Collator
+from steering.precision import FROM_DTYPE, trainable_dtype
 from steering.trainer import SteeringTrainer, training_arguments
 from steering.training import TrainSettings
 
@@ -75,7 +76,8 @@ def main() -> None:
     gc.collect()
     weights = sum(t.numel() * t.element_size() for t in (*base.parameters(), *base.buffers()))
     stages = {"model built": meter.now()}
-    model = SteeredModel(base, SteeringConfig(rank=a.rank))
+    precision = FROM_DTYPE[a.dtype]  # bf16: the base in bfloat16, the adapters in float32
+    model = SteeredModel(base, SteeringConfig(rank=a.rank), trainable_dtype(precision))
     stages["steering attached"] = meter.now()
 
     ids, _, _ = harness.random_batch(base.config.vocab_size, a.batch * a.steps, a.seq_len, "cpu")
@@ -91,7 +93,7 @@ def main() -> None:
         steering=model.steering_config,
         bs=a.batch,
         grad_accum=1,
-        dtype=a.dtype,
+        precision=precision,
         device=a.device,
         progress=False,
         logging_steps=1,

@@ -11,8 +11,8 @@ import argparse
 import sys
 
 from steering.adapters import ACTIVATIONS
-from steering.cli import SINGLE_BOS_HELP, run
-from steering.loader import DEVICE_MAPS, DTYPES
+from steering.cli import SINGLE_BOS_HELP, add_precision_flags, run
+from steering.loader import DEVICE_MAPS
 from steering.tasks import TASKS
 
 
@@ -47,7 +47,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--data-dir", help="local data: prepared splits or source-split files")
     p.add_argument("--max-eval-samples", type=int)
     p.add_argument("--eval-batch-size", type=int, default=16)
-    p.add_argument("--dtype", default="float32", choices=list(DTYPES))
+    add_precision_flags(p)
     p.add_argument("--device", help="cuda, cpu, ... (default: CUDA if present)")
     p.add_argument(
         "--device-map",
@@ -64,6 +64,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     a = parse_args()
     from steering.inference import InferenceSettings, run_inference
+    from steering.precision import resolve
 
     results = run_inference(
         InferenceSettings(
@@ -81,7 +82,7 @@ def main() -> None:
             data_dir=a.data_dir,
             max_eval_samples=a.max_eval_samples,
             eval_batch_size=a.eval_batch_size,
-            dtype=a.dtype,
+            precision=resolve(a.precision, a.dtype),
             device=a.device,
             device_map=a.device_map,
             seed=a.seed,

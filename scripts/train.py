@@ -12,11 +12,11 @@ import sys
 from steering.cli import (
     SINGLE_BOS_HELP,
     add_checkpointing_flags,
+    add_precision_flags,
     report_training,
     run,
     shared_train_settings,
 )
-from steering.loader import DTYPES
 from steering.methods import METHODS, training_methods
 from steering.methods.steering import steering_from_args
 from steering.tasks import TASKS
@@ -54,7 +54,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--data-dir", help="local data: prepared splits or source-split files")
     p.add_argument("--max-train-samples", type=int)
     p.add_argument("--max-eval-samples", type=int)
-    p.add_argument("--dtype", default="float32", choices=list(DTYPES))
+    add_precision_flags(p)
     p.add_argument("--eval-batch-size", type=int, default=16)
     p.add_argument("--device", help="cuda, cuda:1, cpu, ... (default: CUDA if present)")
     p.add_argument(

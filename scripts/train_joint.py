@@ -15,11 +15,11 @@ import sys
 from steering.cli import (
     SINGLE_BOS_HELP,
     add_checkpointing_flags,
+    add_precision_flags,
     report_training,
     run,
     shared_train_settings,
 )
-from steering.loader import DTYPES
 from steering.methods import METHODS
 from steering.methods.steering import add_steering_arguments, steering_from_args
 from steering.tasks import TASKS
@@ -52,7 +52,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--data-dir")
     p.add_argument("--max-train-samples", type=int)
     p.add_argument("--max-eval-samples", type=int)
-    p.add_argument("--dtype", default="float32", choices=list(DTYPES))
+    add_precision_flags(p)
     p.add_argument("--eval-batch-size", type=int, default=16)
     p.add_argument("--device")
     p.add_argument("--wandb", action="store_true")

@@ -79,7 +79,6 @@ SHARED_TRAIN_FLAGS = (
     "data_dir",
     "max_train_samples",
     "max_eval_samples",
-    "dtype",
     "eval_batch_size",
     "wandb",
     "device",
@@ -92,7 +91,24 @@ SHARED_TRAIN_FLAGS = (
 
 def shared_train_settings(a: argparse.Namespace) -> dict:
     """The TrainSettings keyword arguments common to scripts/train.py and train_joint.py."""
-    return {name: getattr(a, name) for name in SHARED_TRAIN_FLAGS} | {"progress": not a.no_progress}
+    from steering.precision import resolve
+
+    shared = {name: getattr(a, name) for name in SHARED_TRAIN_FLAGS}
+    return shared | {"progress": not a.no_progress, "precision": resolve(a.precision, a.dtype)}
+
+
+PRECISION_HELP = (
+    "fp32 (default, the protocol), tf32 (fp32 weights, TF32 matmuls on GPUs that have them), "
+    "bf16 (the frozen base in bfloat16, every trainable tensor in float32)"
+)
+DTYPE_HELP = "the older spelling: float32 = --precision fp32, bfloat16 = --precision bf16"
+
+
+def add_precision_flags(p: argparse.ArgumentParser) -> None:
+    from steering.precision import FROM_DTYPE, PRECISIONS
+
+    p.add_argument("--precision", choices=list(PRECISIONS), help=PRECISION_HELP)
+    p.add_argument("--dtype", choices=[*FROM_DTYPE, "float16"], help=DTYPE_HELP)
 
 
 def report_training(s: dict) -> None:

@@ -226,6 +226,16 @@ def _dataset_problems(name: str, raw: dict[str, Any], workdir: Path) -> list[str
     return out
 
 
+def _precision_problems(where: str, raw: dict[str, Any]) -> list[str]:
+    """``dtype`` (the older key) and ``precision`` set together must say the same."""
+    from steering.precision import FROM_DTYPE
+
+    dtype, precision = raw.get("dtype"), raw.get("precision")
+    if dtype is None or precision is None or FROM_DTYPE.get(dtype) == precision:
+        return []
+    return [f"{where}: dtype {dtype} and precision {precision} disagree; keep precision alone"]
+
+
 def _same_entries(section: str, entries: dict[str, dict], ignore: tuple[str, ...]) -> list[str]:
     """Names in ``section`` whose settings are identical (apart from ``ignore``)."""
     first: dict[str, str] = {}
@@ -284,6 +294,9 @@ def problems(
             broken.update([name] if found else [])
     for name, dataset in raw.get("datasets", {}).items():
         out += _dataset_problems(name, dataset or {}, Path(workdir))
+    sections = {f"models.{k}": v for k, v in raw.get("models", {}).items()}
+    for where, section in {**sections, "training": raw.get("training", {})}.items():
+        out += _precision_problems(where, section or {})
     out += _same_entries("models", config["models"], ignore=("paper",))
     variants = {k: v for k, v in config["variants"].items() if k not in broken}
     out += _same_entries("variants", _as_run(config, sweep.expand(variants)), ignore=("paper",))

@@ -17,8 +17,10 @@ from typing import Any
 
 from steering.data import uses_chat_template
 from steering.evaluation import evaluate_splits, provenance
-from steering.loader import load_tokenizer
+from steering.loader import load_tokenizer, pick_device
 from steering.methods import for_checkpoint
+from steering.precision import apply as apply_precision
+from steering.precision import resolve
 from steering.tasks import get_task
 
 
@@ -40,7 +42,7 @@ class InferenceSettings:
     data_dir: str | None = None
     max_eval_samples: int | None = None
     eval_batch_size: int = 16
-    dtype: str = "float32"
+    precision: str = "fp32"  # fp32 | tf32 | bf16 (steering/precision.py)
     device: str | None = None
     device_map: str | None = None  # "auto": spread the model over the visible GPUs
     seed: int = 42
@@ -61,6 +63,7 @@ class InferenceSettings:
             )
         if self.eval_batch_size < 1:
             raise ValueError(f"--eval-batch-size must be >= 1, got {self.eval_batch_size}")
+        self.precision = resolve(self.precision)
 
 
 def output_path(s: InferenceSettings, split: str) -> Path:
@@ -90,6 +93,8 @@ def run_inference(s: InferenceSettings) -> list[dict[str, Any]]:
     if path is not None and not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     method = for_checkpoint(path)
+    method.check_precision(s.precision)
+    apply_precision(s.precision, pick_device(s.device))
     model, base = method.load(path, s)
     settings = {**asdict(s), **method.provenance(model, path)}
     return evaluate_splits(

@@ -45,13 +45,21 @@ def parse_frequency(value: str | int) -> str | int:
 class JointModel(nn.Module):
     """LoRA (PEFT, injected into ``base``) under post-block steering; both trainable."""
 
-    def __init__(self, base: nn.Module, steering: SteeringConfig, lora_rank: int = 8) -> None:
+    def __init__(
+        self,
+        base: nn.Module,
+        steering: SteeringConfig,
+        lora_rank: int = 8,
+        trainable_dtype: torch.dtype | None = None,
+    ) -> None:
+        """PEFT keeps LoRA weights in float32 under a bfloat16 base (its default);
+        ``trainable_dtype`` float32 does the same for the steering adapters."""
         super().__init__()
         from steering.baselines import add_lora
 
         self.lora = add_lora(base, lora_rank)
         # Steering hooks on the same HF model the LoRA layers were injected into.
-        self.steered = SteeredModel(self.lora.get_base_model(), steering)
+        self.steered = SteeredModel(self.lora.get_base_model(), steering, trainable_dtype)
         for name, p in self.lora.named_parameters():  # SteeredModel froze them with the base
             if "lora_" in name:
                 p.requires_grad_(True)

@@ -54,10 +54,27 @@ def load_prefixed(
     )
 
 
+def in_dtype(module: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """``module(h)`` computed in the module's dtype, returned in ``h``'s (a float32 adapter on
+    a bfloat16 stream: the steering term is computed in float32, then rounded once)."""
+    dtype = next(module.parameters()).dtype
+    if dtype == h.dtype:
+        return module(h)
+    return module(h.to(dtype)).to(h.dtype)
+
+
 class SteeredModel(nn.Module):
     """Wraps ``base_model`` (frozen by this call) with the steering described by ``config``."""
 
-    def __init__(self, base_model: nn.Module, config: SteeringConfig | None = None) -> None:
+    def __init__(
+        self,
+        base_model: nn.Module,
+        config: SteeringConfig | None = None,
+        trainable_dtype: torch.dtype | None = None,
+    ) -> None:
+        """``trainable_dtype``: the steering modules' dtype (default: their layer's, as the
+        protocol says); under ``--precision bf16`` float32, the adapter then computed in
+        float32 and its output cast back to the stream's dtype."""
         super().__init__()
         config = SteeringConfig() if config is None else config
         if not isinstance(config, SteeringConfig):
@@ -82,7 +99,7 @@ class SteeredModel(nn.Module):
         self.adapters = nn.ModuleDict()
         for key, (_, layer) in targets.items():
             dtype, device = layer_dtype_device(layer)
-            self.adapters[key] = self._new_module(dtype, device)
+            self.adapters[key] = self._new_module(trainable_dtype or dtype, device)
         self._enabled = True
         self._steer_from = 0  # steer sequence positions >= this index (last-token passes)
         self._removed = False
@@ -106,9 +123,9 @@ class SteeredModel(nn.Module):
             h = output[0] if isinstance(output, tuple) else output  # (B, S, H)
             k = self._steer_from
             if k == 0:
-                h = h + adapter(h)
+                h = h + in_dtype(adapter, h)
             else:  # only the steered copy of a last-token pass: positions k..S-1
-                h = torch.cat([h[:, :k], h[:, k:] + adapter(h[:, k:])], dim=1)
+                h = torch.cat([h[:, :k], h[:, k:] + in_dtype(adapter, h[:, k:])], dim=1)
             return (h, *output[1:]) if isinstance(output, tuple) else h
 
         return hook
@@ -258,13 +275,15 @@ class SteeredModel(nn.Module):
         )
 
     @classmethod
-    def from_pretrained(cls, base_model: nn.Module, path: str | Path) -> SteeredModel:
+    def from_pretrained(
+        cls, base_model: nn.Module, path: str | Path, trainable_dtype: torch.dtype | None = None
+    ) -> SteeredModel:
         """Rebuild the steering saved at ``path`` on ``base_model``; strict about keys and sizes."""
         config, meta, tensors = checkpoint.load(path)
         checkpoint.check_base(
             meta, len(decoder_layers(base_model)), int(text_config(base_model).hidden_size), path
         )
-        model = cls(base_model, config)
+        model = cls(base_model, config, trainable_dtype)
         model.load_adapter_tensors(tensors, f"checkpoint {path}")
         return model
 
@@ -276,6 +295,7 @@ class SteeredModel(nn.Module):
         activation: str | None = "silu",
         positions: str = "all",
         alpha: float = 1.0,
+        trainable_dtype: torch.dtype | None = None,
     ) -> SteeredModel:
         """Load the steering tensors of a state dict saved by the official code's Trainer.
 
@@ -302,6 +322,6 @@ class SteeredModel(nn.Module):
             positions=positions,
             **shape,
         )
-        model = cls(base_model, config)
+        model = cls(base_model, config, trainable_dtype)
         model.load_adapter_tensors(found.tensors, f"official checkpoint {path}")
         return model

@@ -170,8 +170,11 @@ def _common(
         data_dir(dataset),
         "--no-progress",
     ]
+    precision = _model_setting(config, model, "precision", None)
     dtype = config["models"][model].get("dtype") or settings.get("dtype")
-    if dtype:
+    if precision:  # the newer key; --dtype stays for configs without it (their params)
+        args += ["--precision", precision]
+    elif dtype:
         args += ["--dtype", dtype]
     if _model_setting(config, model, "single_bos", False):  # only when asked: runs keep params
         args.append("--single-bos")

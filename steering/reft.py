@@ -22,7 +22,7 @@ from torch.nn.utils import parametrizations
 
 from steering.architectures import decoder_layers, text_config
 from steering.io import atomic_path, write_json
-from steering.model import layer_dtype_device, load_prefixed
+from steering.model import in_dtype, layer_dtype_device, load_prefixed
 
 WEIGHTS = "reft.safetensors"
 
@@ -45,7 +45,16 @@ class LoReFT(nn.Module):
 class ReftModel(nn.Module):
     """A frozen base with LoReFT interventions on prompt positions of every layer."""
 
-    def __init__(self, base: nn.Module, rank: int = 8, first_n: int = 0, last_n: int = 1) -> None:
+    def __init__(
+        self,
+        base: nn.Module,
+        rank: int = 8,
+        first_n: int = 0,
+        last_n: int = 1,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        """``dtype``: the interventions' (default: their layer's; float32 under bf16 precision,
+        computed in float32 and cast back to the stream's dtype)."""
         super().__init__()
         if rank < 1 or first_n < 0 or last_n < 0 or first_n + last_n < 1:
             raise ValueError(
@@ -58,7 +67,10 @@ class ReftModel(nn.Module):
         layers = decoder_layers(base)
         # each on its layer's device, so a model spread over GPUs (device_map) works
         self.interventions = nn.ModuleList(
-            LoReFT(hidden, rank, *layer_dtype_device(layer)) for layer in layers
+            LoReFT(
+                hidden, rank, dtype or layer_dtype_device(layer)[0], layer_dtype_device(layer)[1]
+            )
+            for layer in layers
         )
         self._mask: torch.Tensor | None = None  # (B, S, 1) positions of the current pass
         self._handles = [base.register_forward_pre_hook(self._select, with_kwargs=True)]
@@ -115,7 +127,7 @@ class ReftModel(nn.Module):
             if self._mask is None:
                 return None
             h = output[0] if isinstance(output, tuple) else output
-            h = h + self._mask.to(h.device, h.dtype) * self.interventions[i](h)
+            h = h + self._mask.to(h.device, h.dtype) * in_dtype(self.interventions[i], h)
             return (h, *output[1:]) if isinstance(output, tuple) else h
 
         return hook
@@ -155,12 +167,12 @@ class ReftModel(nn.Module):
         )
 
     @classmethod
-    def load(cls, base: nn.Module, path: str | Path) -> ReftModel:
+    def load(cls, base: nn.Module, path: str | Path, dtype: torch.dtype | None = None) -> ReftModel:
         import json
 
         path = Path(path)
         cfg = json.loads((path / "reft_config.json").read_text())
-        model = cls(base, cfg["rank"], cfg["first_n"], cfg["last_n"])
+        model = cls(base, cfg["rank"], cfg["first_n"], cfg["last_n"], dtype)
         missing, unexpected = model.interventions.load_state_dict(
             load_file(path / WEIGHTS), strict=True
         )

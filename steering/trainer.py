@@ -12,6 +12,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from steering import resume
 from steering.loader import model_short_name, pick_device
+from steering.methods import get_method
 from steering.sampling import EpochSeededLengthGroupedSampler
 from steering.tasks import get_task
 
@@ -67,6 +68,9 @@ def training_arguments(s, output_dir: str, epochs: float) -> TrainingArguments:
         remove_unused_columns=False,
         disable_tqdm=not s.progress,
         dataloader_num_workers=0,
+        # bfloat16 autocast over float32 master weights (full fine-tuning under bf16);
+        # frozen-base methods hold their base in bfloat16 and need none (precision.py)
+        bf16=get_method(s.method).autocast(s.precision),
     )
     if "warmup_ratio" in names:  # transformers 4.x
         kw["warmup_ratio"] = s.warmup_ratio

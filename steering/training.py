@@ -31,8 +31,10 @@ from steering.data import (
     uses_chat_template,
 )
 from steering.io import write_json, write_text
-from steering.loader import load_base_model, load_tokenizer, model_short_name
+from steering.loader import load_base_model, load_tokenizer, model_short_name, pick_device
 from steering.methods import get_method
+from steering.precision import apply as apply_precision
+from steering.precision import resolve
 from steering.tasks import get_task
 from steering.trainer import FiniteGradients, SteeringTrainer, training_arguments
 
@@ -63,7 +65,7 @@ class TrainSettings:
     data_dir: str | None = None
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
-    dtype: str = "float32"
+    precision: str = "fp32"  # fp32 | tf32 | bf16 (steering/precision.py)
     eval_batch_size: int = 16
     wandb: bool = False
     device: str | None = None
@@ -110,6 +112,8 @@ class TrainSettings:
             raise ValueError(f"method {self.method!r} trains nothing; evaluate it instead")
         if self.scheduler not in ("linear", "cosine"):
             raise ValueError(f"--scheduler {self.scheduler!r} is invalid; choose linear or cosine")
+        self.precision = resolve(self.precision)
+        method.check_precision(self.precision)
         self.options = method.check_options(dict(self.options))
 
     def variant(self) -> str:
@@ -159,11 +163,12 @@ def train(s: TrainSettings) -> dict[str, Any]:
     if s.max_train_samples:
         train_split = train_split.select(range(min(s.max_train_samples, len(train_split))))
     tokenizer = load_tokenizer(s.model_name)
-    base = load_base_model(s.model_name, s.dtype, s.device)
+    method = get_method(s.method)
+    apply_precision(s.precision, pick_device(s.device))
+    base = load_base_model(s.model_name, method.base_dtype(s.precision), s.device)
     chat = uses_chat_template(base.config.model_type)
     set_seed(s.seed)  # the adapters' random init too, not only the Trainer, follows the seed
-    method = get_method(s.method)
-    model = method.build(base, s.options, s.steering)
+    model = method.build(base, s.options, s.steering, s.precision)
     n_trainable = method.trainable_parameters(model)
     share = n_trainable / method.base_parameters(model)
     world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun for DDP

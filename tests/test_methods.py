@@ -33,7 +33,7 @@ class LayerScale(Method):
     summary = "a learned scale per layer on the block output (a test plug-in)"
     settings = (Setting("scale_init", {"type": "number"}, 1.0, "the scales' initial value"),)
 
-    def build(self, base, options: dict[str, Any], steering=None):
+    def build(self, base, options: dict[str, Any], steering=None, precision: str = "fp32"):
         from torch import nn
 
         from steering.architectures import decoder_layers

@@ -173,6 +173,11 @@ CONFIG_CASES = cases(
             "'../escape' does not match",
             id="config-path-traversal-name",
         ),
+        pytest.param(
+            edited(lambda c: c["training"].update(dtype="bfloat16", precision="fp32")),
+            "training: dtype bfloat16 and precision fp32 disagree",
+            id="config-dtype-and-precision-disagree",
+        ),
         # Sweeps: named by variant and key, before any job
         pytest.param(
             swept({"sweep": {"lr": []}}),
@@ -374,6 +379,18 @@ SCRIPT_CASES = cases(
             id="flags-without-their-mode",
         ),
         pytest.param("train.py", ["--lr", "0"], "lr=0.0 must be > 0", id="flags-zero-rate"),
+        pytest.param(
+            "train.py",
+            ["--dtype", "float16"],
+            "--dtype float16 is no longer offered",
+            id="flags-half-precision-weights",
+        ),
+        pytest.param(
+            "inference.py",
+            ["--dtype", "float32", "--precision", "bf16"],
+            "--dtype float32 and --precision bf16 disagree",
+            id="flags-dtype-and-precision-disagree",
+        ),
         pytest.param(
             "train.py",
             ["--dataset-name", "SQuAD"],

@@ -65,6 +65,9 @@ class Method:
     trains: ClassVar[bool] = True  # False: evaluated as it is (the untrained base model)
     settings: ClassVar[tuple[Setting, ...]] = ()
     OPTIONS: ClassVar[dict[str, Any] | None] = None  # see option_defaults
+    # --precision values it runs under (steering/precision.py); bf16 needs the method to make
+    # its trainable tensors in float32 on a bfloat16 base, so a new method opts in.
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "tf32")
 
     # --- the config (no torch) ---------------------------------------------------------------
     def keys(self, raw: dict[str, Any]) -> tuple[str, ...]:
@@ -144,9 +147,29 @@ class Method:
         return "_".join(str(p) for p in parts)
 
     # --- the model ---------------------------------------------------------------------------
-    def build(self, base: nn.Module, options: dict[str, Any], steering=None) -> nn.Module:
-        """The model the Trainer trains, made from ``base`` (whose parameters come frozen
-        or not, as loaded); only what should train may require grad."""
+    def check_precision(self, precision: str) -> None:
+        if precision not in self.precisions:
+            raise ValueError(
+                f"method {self.name} runs under --precision {' or '.join(self.precisions)}, "
+                f"not {precision}"
+            )
+
+    def base_dtype(self, precision: str, training: bool = True) -> str:
+        """What the base model is loaded in, for training or evaluation."""
+        from steering.precision import base_dtype
+
+        return base_dtype(precision)
+
+    def autocast(self, precision: str) -> bool:
+        """Whether training runs under bfloat16 autocast (the Trainer's ``bf16``)."""
+        return False
+
+    def build(
+        self, base: nn.Module, options: dict[str, Any], steering=None, precision: str = "fp32"
+    ) -> nn.Module:
+        """The model the Trainer trains, made from ``base`` (loaded in ``base_dtype``; its
+        parameters come frozen or not, as loaded); only what should train may require grad,
+        and under ``precision`` bf16 that must be float32."""
         raise NotImplementedError
 
     def trainable_parameters(self, model: nn.Module) -> int:
@@ -183,7 +206,7 @@ class Method:
         """(the model to evaluate, the base model it runs on) for the checkpoint at ``path``,
         loaded as ``settings`` (``InferenceSettings``) say: the base model, then
         ``load_on`` it."""
-        base = load_base(settings)
+        base = load_base(settings, self.base_dtype(settings.precision, training=False))
         return self.load_on(base, path, settings), base
 
     def load_on(self, base: nn.Module, path: Path, settings=None) -> nn.Module:
@@ -192,7 +215,8 @@ class Method:
         from safetensors.torch import load_file
 
         info = read_method_file(path)
-        model = self.build(base, self.check_options(info.get("options", {})))
+        precision = getattr(settings, "precision", "fp32")
+        model = self.build(base, self.check_options(info.get("options", {})), None, precision)
         tensors = load_file(path / WEIGHTS_FILE)
         named = dict(model.named_parameters())
         missing = sorted(n for n, p in named.items() if p.requires_grad and n not in tensors)
@@ -212,13 +236,13 @@ class Method:
         return {"method": read_method_file(path)}
 
 
-def load_base(settings):
-    """The base model an evaluation runs on (``InferenceSettings``: name, dtype, device)."""
+def load_base(settings, dtype: str):
+    """The base model an evaluation runs on, in ``dtype`` (``InferenceSettings``: its name
+    and device)."""
     from steering.loader import load_base_model
 
-    return load_base_model(
-        settings.model_name, settings.dtype, settings.device, settings.device_map
-    )
+    s = settings
+    return load_base_model(s.model_name, dtype, s.device, s.device_map)
 
 
 def write_method_file(path: Path, method: str, meta: dict[str, Any]) -> None:

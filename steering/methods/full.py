@@ -8,16 +8,27 @@ from pathlib import Path
 from typing import Any
 
 from steering.methods.base import Method, write_method_file
+from steering.precision import PRECISIONS
 
 
 class Full(Method):
     name = "full"
     summary = "full fine-tuning: every parameter of the base model"
+    precisions = PRECISIONS
 
     def variant_name(self, options: dict[str, Any], steering) -> str:
         return "full"
 
-    def build(self, base, options: dict[str, Any], steering=None):
+    def base_dtype(self, precision: str, training: bool = True) -> str:
+        """float32 master weights for training under any precision (bf16: autocast)."""
+        from steering.precision import base_dtype
+
+        return "float32" if training else base_dtype(precision)
+
+    def autocast(self, precision: str) -> bool:
+        return precision == "bf16"
+
+    def build(self, base, options: dict[str, Any], steering=None, precision: str = "fp32"):
         base.requires_grad_(True)
         return base
 
@@ -34,5 +45,6 @@ class Full(Method):
         from steering.loader import load_base_model
 
         s = settings
-        model = load_base_model(str(path / "model"), s.dtype, s.device, s.device_map)
+        dtype = self.base_dtype(s.precision, training=False)
+        model = load_base_model(str(path / "model"), dtype, s.device, s.device_map)
         return model, model  # the saved model is the whole model: no base to load first

@@ -11,6 +11,7 @@ from typing import Any
 
 from steering.methods.base import Method, Setting, write_method_file
 from steering.methods.steering import STEERING_SETTINGS, read_by, steering_flags, vector_problems
+from steering.precision import PRECISIONS
 
 # Steering settings the joint script has no flag for.
 UNSUPPORTED = {"kind": "vector", "sites": "submodules_official", "positions": "last"}
@@ -29,6 +30,7 @@ class Joint(Method):
     summary = "LoRA + post-block steering trained together, with orthogonality"
     script = "scripts/train_joint.py"
     OPTIONS = JOINT_OPTIONS  # scheduler is a training setting; the steering keys a SteeringConfig
+    precisions = PRECISIONS
     settings = (
         Setting("lora_rank", {"type": "integer", "minimum": 1}, 8, "the LoRA rank (alpha = r)"),
         Setting("scheduler", {"enum": ["linear", "cosine"]}, None, "default cosine"),
@@ -93,11 +95,13 @@ class Joint(Method):
     def variant_name(self, options: dict[str, Any], steering) -> str:
         return f"joint_lora{options['lora_rank']}_{steering.variant_name()}"
 
-    def build(self, base, options: dict[str, Any], steering=None):
+    def build(self, base, options: dict[str, Any], steering=None, precision: str = "fp32"):
         from steering.config import SteeringConfig
         from steering.joint import JointModel
+        from steering.precision import trainable_dtype
 
-        return JointModel(base, steering or SteeringConfig(), options["lora_rank"])
+        config = steering or SteeringConfig()
+        return JointModel(base, config, options["lora_rank"], trainable_dtype(precision))
 
     def base_parameters(self, model) -> int:
         from steering.baselines import base_parameters
@@ -138,6 +142,8 @@ class Joint(Method):
         from peft import PeftModel
 
         from steering.model import SteeredModel
+        from steering.precision import trainable_dtype
 
         lora = PeftModel.from_pretrained(base, path / "lora").eval()
-        return SteeredModel.from_pretrained(lora.get_base_model(), path)
+        dtype = trainable_dtype(getattr(settings, "precision", "fp32"))
+        return SteeredModel.from_pretrained(lora.get_base_model(), path, dtype)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from steering.methods.base import Method, Setting, write_method_file
+from steering.precision import PRECISIONS
 
 
 class Lora(Method):
@@ -17,11 +18,14 @@ class Lora(Method):
     settings = (
         Setting("rank", {"type": "integer", "minimum": 1}, 8, "LoRA r (alpha = r)", "--lora-rank"),
     )
+    precisions = PRECISIONS
 
     def variant_name(self, options: dict[str, Any], steering) -> str:
         return f"lora_r{options['rank']}"
 
-    def build(self, base, options: dict[str, Any], steering=None):
+    def build(self, base, options: dict[str, Any], steering=None, precision: str = "fp32"):
+        """PEFT keeps LoRA weights in float32 on a bfloat16 base (``autocast_adapter_dtype``)
+        and casts their input and output: the bf16 precision policy as it is."""
         from steering.baselines import add_lora
 
         return add_lora(base, options["rank"])

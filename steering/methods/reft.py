@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from steering.methods.base import Method, Setting, write_method_file
+from steering.precision import PRECISIONS
 
 PATTERN = "^(first[1-9][0-9]*(_last[1-9][0-9]*)?|last[1-9][0-9]*)$"  # for the schema
 POSITIONS = re.compile(
@@ -45,6 +46,7 @@ class Reft(Method):
         ),
     )
     OPTIONS = {"rank": 8, "reft_first_n": 0, "reft_last_n": 1}  # reft_positions: config only
+    precisions = PRECISIONS
 
     def config_problems(self, where: str, raw: dict[str, Any]) -> list[str]:
         if "reft_positions" not in raw:
@@ -79,10 +81,13 @@ class Reft(Method):
         o = options
         return f"reft_r{o['rank']}_f{o['reft_first_n']}_l{o['reft_last_n']}"
 
-    def build(self, base, options: dict[str, Any], steering=None):
+    def build(self, base, options: dict[str, Any], steering=None, precision: str = "fp32"):
+        from steering.precision import trainable_dtype
         from steering.reft import ReftModel
 
-        return ReftModel(base, options["rank"], options["reft_first_n"], options["reft_last_n"])
+        o = options
+        first, last = o["reft_first_n"], o["reft_last_n"]
+        return ReftModel(base, o["rank"], first, last, trainable_dtype(precision))
 
     def trainable_parameters(self, model) -> int:
         return model.num_trainable_parameters()
@@ -97,6 +102,7 @@ class Reft(Method):
         write_method_file(path, self.name, {"base_model": settings.model_name})
 
     def load_on(self, base, path: Path, settings=None):
+        from steering.precision import trainable_dtype
         from steering.reft import ReftModel
 
-        return ReftModel.load(base, path)
+        return ReftModel.load(base, path, trainable_dtype(getattr(settings, "precision", "fp32")))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from steering.methods.base import Method, Setting
+from steering.precision import PRECISIONS
 
 # The pipeline's `sites` values -> the training script's flags.
 SITES_FLAGS = {
@@ -120,6 +121,7 @@ class Steering(Method):
     summary = "post-block low-rank steering (the paper's method): adapters or vectors"
     settings = STEERING_SETTINGS
     OPTIONS = {}  # its settings are a SteeringConfig (TrainSettings.steering)
+    precisions = PRECISIONS
 
     def keys(self, raw: dict[str, Any]) -> tuple[str, ...]:
         return read_by(super().keys(raw), raw)
@@ -139,11 +141,12 @@ class Steering(Method):
     def variant_name(self, options: dict[str, Any], steering) -> str:
         return steering.variant_name()
 
-    def build(self, base, options: dict[str, Any], steering=None):
+    def build(self, base, options: dict[str, Any], steering=None, precision: str = "fp32"):
         from steering.config import SteeringConfig
         from steering.model import SteeredModel
+        from steering.precision import trainable_dtype
 
-        return SteeredModel(base, steering or SteeringConfig())
+        return SteeredModel(base, steering or SteeringConfig(), trainable_dtype(precision))
 
     def trainable_parameters(self, model) -> int:
         return model.num_trainable_parameters()
@@ -193,13 +196,17 @@ def load_steered(s, base, path: Path):
 
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    from steering.precision import trainable_dtype
+
+    dtype = trainable_dtype(getattr(s, "precision", "fp32"))
     if path.is_dir() and (path / CONFIG_NAME).is_file():
-        model = SteeredModel.from_pretrained(base, path)
+        model = SteeredModel.from_pretrained(base, path, dtype)
     else:
         activation = s.activation if s is not None else "silu"
         last = s is not None and bool(s.intervene_last)
+        positions = "last" if last else "all"
         model = SteeredModel.from_official_checkpoint(
-            base, path, activation=activation, positions="last" if last else "all"
+            base, path, activation=activation, positions=positions, trainable_dtype=dtype
         )
     if s is not None:
         check_flags(s, model.steering_config, f"checkpoint {path}")

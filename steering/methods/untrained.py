@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from steering.methods.base import Method
+from steering.precision import PRECISIONS
 
 
 class Untrained(Method):
@@ -14,11 +15,12 @@ class Untrained(Method):
     summary = "the untrained base model, evaluated as it is"
     script = None
     trains = False
+    precisions = PRECISIONS
 
     def train_flags(self, entry: dict[str, Any]) -> list[str]:
         raise ValueError("the base model is not trained; it has no training flags")
 
-    def build(self, base, options: dict[str, Any], steering=None):
+    def build(self, base, options: dict[str, Any], steering=None, precision: str = "fp32"):
         raise ValueError("the base model is not trained: evaluate it without --ckpt-path")
 
     def load_on(self, base, path: Path | None, settings=None):

@@ -1,0 +1,67 @@
+"""Numeric precision of a run, one setting for every method (``--precision``, config
+``precision``).
+
+- ``fp32``: everything in float32, the protocol's setting (the default).
+- ``tf32``: float32 weights, TF32 matrix products where the GPU has them (Ampere and later);
+  on a CPU the same as fp32.
+- ``bf16``: the frozen base held in bfloat16 and every trainable tensor (steering adapters
+  and vectors, LoReFT, LoRA, joint) in float32: the trainable part is computed in float32
+  and its output cast back to the stream's dtype, AdamW updates float32 weights, and
+  checkpoints store float32. Full fine-tuning, whose trainable tensors are the base, keeps
+  float32 master weights and trains under bfloat16 autocast.
+
+Each method says which precisions it supports (``Method.precisions``) and what its base
+model is loaded in (``Method.base_dtype``). The old ``--dtype`` maps onto this (``resolve``).
+"""
+
+from __future__ import annotations
+
+PRECISIONS = ("fp32", "tf32", "bf16")
+FROM_DTYPE = {"float32": "fp32", "bfloat16": "bf16"}  # the old --dtype values
+
+
+def resolve(precision: str | None, dtype: str | None = None) -> str:
+    """The run's precision from ``--precision`` and the older ``--dtype`` (either, or both
+    when they agree); ``fp32`` when neither is given."""
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"--precision {precision!r} is invalid; choose one of {list(PRECISIONS)}")
+    if dtype is not None and dtype not in FROM_DTYPE:
+        raise ValueError(
+            f"--dtype {dtype} is no longer offered: it trained half-precision weights without "
+            "loss scaling. Use --precision bf16 (a bfloat16 base, float32 trainable tensors) "
+            "or --precision fp32"
+        )
+    if precision is not None and dtype is not None and FROM_DTYPE[dtype] != precision:
+        raise ValueError(
+            f"--dtype {dtype} and --precision {precision} disagree; give --precision alone"
+        )
+    return precision or (FROM_DTYPE[dtype] if dtype else "fp32")
+
+
+def base_dtype(precision: str) -> str:
+    """The dtype a frozen base model is held in under ``precision``."""
+    return "bfloat16" if precision == "bf16" else "float32"
+
+
+def trainable_dtype(precision: str):
+    """The dtype trainable tensors are made in: float32 under bf16, else their layer's."""
+    import torch
+
+    return torch.float32 if precision == "bf16" else None
+
+
+def apply(precision: str, device) -> None:
+    """Check ``precision`` against ``device`` and set the process-wide matmul mode."""
+    import torch
+
+    if getattr(device, "type", str(device)) != "cuda":
+        return
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        name = torch.cuda.get_device_name(device)
+        raise ValueError(
+            f"--precision bf16: {name} ({device}) has no bfloat16 support; use --precision "
+            "fp32 or tf32"
+        )
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
