@@ -13,6 +13,7 @@ from steering.cli import (
     SINGLE_BOS_HELP,
     add_checkpointing_flags,
     add_precision_flags,
+    add_sharding_flag,
     report_training,
     run,
     shared_train_settings,
@@ -55,6 +56,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-train-samples", type=int)
     p.add_argument("--max-eval-samples", type=int)
     add_precision_flags(p)
+    add_sharding_flag(p)
     p.add_argument("--eval-batch-size", type=int, default=16)
     p.add_argument("--device", help="cuda, cuda:1, cpu, ... (default: CUDA if present)")
     p.add_argument(

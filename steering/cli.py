@@ -86,6 +86,7 @@ SHARED_TRAIN_FLAGS = (
     "resume_dir",
     "keep_checkpoints",
     "single_bos",
+    "sharding",
 )
 
 
@@ -102,6 +103,16 @@ PRECISION_HELP = (
     "bf16 (the frozen base in bfloat16, every trainable tensor in float32)"
 )
 DTYPE_HELP = "the older spelling: float32 = --precision fp32, bfloat16 = --precision bf16"
+
+
+def add_sharding_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sharding",
+        choices=["none", "fsdp"],
+        default="none",
+        help="fsdp: shard weights, gradients and optimizer states over torchrun's processes "
+        "(full fine-tuning of models one GPU cannot hold)",
+    )
 
 
 def add_precision_flags(p: argparse.ArgumentParser) -> None:

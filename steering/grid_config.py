@@ -226,6 +226,32 @@ def _dataset_problems(name: str, raw: dict[str, Any], workdir: Path) -> list[str
     return out
 
 
+def _sharding_problems(config: dict[str, Any]) -> list[str]:
+    """``sharding: fsdp`` needs at least two GPUs per training job and a method that shards."""
+    training = config.get("training", {})
+    shards = [
+        n
+        for n, v in config.get("variants", {}).items()
+        if get_method(v.get("method", DEFAULT)).shardable
+    ]
+    out = []
+    for name, model in config["models"].items():
+        if (model.get("sharding") or training.get("sharding")) != "fsdp":
+            continue
+        gpus = model.get("gpus_per_train") or training.get("gpus_per_train") or 1
+        if gpus < 2:
+            out.append(
+                f"models.{name}: sharding: fsdp shards over the GPUs of a training job, and "
+                f"gpus_per_train is {gpus}; set gpus_per_train: 2 or more, or drop sharding"
+            )
+        if not shards:
+            out.append(
+                f"models.{name}: sharding: fsdp, but no variant's method shards (full does); "
+                "drop sharding"
+            )
+    return out
+
+
 def _precision_problems(where: str, raw: dict[str, Any]) -> list[str]:
     """``dtype`` (the older key) and ``precision`` set together must say the same."""
     from steering.precision import FROM_DTYPE
@@ -294,6 +320,7 @@ def problems(
             broken.update([name] if found else [])
     for name, dataset in raw.get("datasets", {}).items():
         out += _dataset_problems(name, dataset or {}, Path(workdir))
+    out += _sharding_problems(config)
     sections = {f"models.{k}": v for k, v in raw.get("models", {}).items()}
     for where, section in {**sections, "training": raw.get("training", {})}.items():
         out += _precision_problems(where, section or {})

@@ -211,7 +211,10 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
     args += _flags(s, ("lr", "warmup_ratio", "weight_decay", "epochs", "bs", "max_train_samples"))
     # Interrupted jobs resume from here: not an output, so Snakemake keeps it after a failure.
     args += ["--resume-dir", f"{run}/resume", "--save-steps", str(s.get("save_steps", 100))]
-    args += method_of(config, variant).train_flags(v)
+    method = method_of(config, variant)
+    args += method.train_flags(v)
+    if method.shardable and _model_setting(config, model, "sharding", "none") == "fsdp":
+        args += ["--sharding", "fsdp"]  # only when asked: other runs keep their params
     return shlex.join(args)
 
 

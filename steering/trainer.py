@@ -45,8 +45,12 @@ class FiniteGradients(TrainerCallback):
         )
 
 
-def training_arguments(s, output_dir: str, epochs: float) -> TrainingArguments:
-    """TrainingArguments for the protocol, across transformers 4.x and 5.x argument names."""
+def training_arguments(
+    s, output_dir: str, epochs: float, layer_class: str | None = None
+) -> TrainingArguments:
+    """TrainingArguments for the protocol, across transformers 4.x and 5.x argument names.
+    ``s.sharding == "fsdp"``: FSDP (version 2, each ``layer_class`` block its own unit) over
+    the processes torchrun started."""
     names = {f.name for f in dataclasses.fields(TrainingArguments)}
     kw: dict[str, Any] = dict(
         output_dir=output_dir,
@@ -72,6 +76,14 @@ def training_arguments(s, output_dir: str, epochs: float) -> TrainingArguments:
         # frozen-base methods hold their base in bfloat16 and need none (precision.py)
         bf16=get_method(s.method).autocast(s.precision),
     )
+    if getattr(s, "sharding", "none") == "fsdp":
+        kw["fsdp"] = True
+        kw["fsdp_config"] = {
+            "version": 2,
+            "transformer_layer_cls_to_wrap": [layer_class],
+            "reshard_after_forward": True,
+            "state_dict_type": "FULL_STATE_DICT",
+        }
     if "warmup_ratio" in names:  # transformers 4.x
         kw["warmup_ratio"] = s.warmup_ratio
     else:  # transformers 5: a float below 1 is a ratio of the total steps

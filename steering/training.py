@@ -75,6 +75,7 @@ class TrainSettings:
     resume_dir: str | None = None  # default: <checkpoint>.resume beside the checkpoint
     keep_checkpoints: bool = False  # keep the resume checkpoints after a successful run
     single_bos: bool = False  # chat path: drop the template's BOS the tokenizer doubles
+    sharding: str = "none"  # or "fsdp": weights, grads, optimizer sharded over the processes
 
     def __post_init__(self) -> None:
         checks = [
@@ -114,6 +115,10 @@ class TrainSettings:
             raise ValueError(f"--scheduler {self.scheduler!r} is invalid; choose linear or cosine")
         self.precision = resolve(self.precision)
         method.check_precision(self.precision)
+        if self.sharding not in ("none", "fsdp"):
+            raise ValueError(f"--sharding {self.sharding!r} is invalid; choose none or fsdp")
+        if self.sharding == "fsdp":
+            method.check_sharding()
         self.options = method.check_options(dict(self.options))
 
     def variant(self) -> str:
@@ -141,6 +146,13 @@ class TrainSettings:
         d = dataclasses.asdict(self)
         d["steering"] = self.steering.to_dict()
         return d
+
+
+def layer_class(base) -> str:
+    """The decoder layer's class name (FSDP's unit of sharding)."""
+    from steering.architectures import decoder_layers
+
+    return type(decoder_layers(base)[0]).__name__
 
 
 def _trained_methods() -> list[str]:
@@ -173,6 +185,12 @@ def train(s: TrainSettings) -> dict[str, Any]:
     share = n_trainable / method.base_parameters(model)
     world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun for DDP
     main = int(os.environ.get("RANK", "0")) == 0
+    if s.sharding == "fsdp" and world < 2:
+        raise ValueError(
+            "--sharding fsdp shards over the processes torchrun starts, and this is one: "
+            "launch with python -m torch.distributed.run --nproc-per-node N (N >= 2, one per "
+            "GPU), or drop --sharding"
+        )
     if main:
         print(f"trainable params: {n_trainable:,} || trainable: {100 * share:.4f}%", flush=True)
 
@@ -200,17 +218,21 @@ def train(s: TrainSettings) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="steering-trainer-") as tmp:
         trainer = SteeringTrainer(
             model=model,
-            args=training_arguments(s, str(resume_dir) if s.save_steps else tmp, epochs),
+            args=training_arguments(
+                s, str(resume_dir) if s.save_steps else tmp, epochs, layer_class(base)
+            ),
             train_dataset=features,
             data_collator=Collator(tokenizer.pad_token_id),
             **extras,
         )
         result = trainer.train(resume_from_checkpoint=str(start) if start else None)
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    # FSDP: every process gathers the sharded weights for the one that saves
+    state = trainer.accelerator.get_state_dict(trainer.model) if s.sharding == "fsdp" else None
     if not trainer.is_world_process_zero():  # DDP: the main process saves and evaluates
         return {"main_process": False, "optimizer_steps": trainer.state.global_step}
 
-    method.save(model, ckpt_dir, s)
+    method.save(model, ckpt_dir, s, **({"state": state} if state is not None else {}))
     summary = {
         "settings": s.to_dict(),
         "variant": s.variant(),

@@ -31,13 +31,15 @@ def ws(tmp_path_factory):
     return d
 
 
-def _train(ws: Path, out: str, bs: int, launcher: list[str]) -> subprocess.CompletedProcess:
+def _train(
+    ws: Path, out: str, bs: int, launcher: list[str], *more: str
+) -> subprocess.CompletedProcess:
     args = [
         str(ROOT / "scripts" / "train.py"),
         *("--model-name", str(ws / "m"), "--dataset-name", "GSM8K"),
         *("--data-dir", str(ws / "GSM8K"), "--max-train-samples", "64"),
         *("--bs", str(bs), "--lr", "0.01", "--seed", "4", "--epochs", "2"),
-        *("--output-dir", str(ws / out), "--no-progress"),
+        *("--output-dir", str(ws / out), "--no-progress", *more),
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run([*launcher, *args], env=env, capture_output=True, text=True)
@@ -64,6 +66,46 @@ def test_two_ddp_processes_train_the_adapter_of_one_process_with_the_same_batch(
     # the main process reports once; the other one stays quiet
     assert ddp.stdout.count("saved ") == 1
     assert ddp.stdout.count("trainable params") == 1
+
+
+@pytest.mark.slow
+def test_full_fine_tuning_sharded_over_two_processes_equals_one_process(ws):
+    """FSDP (version 2, gloo on CPU): 2 processes x batch 4, weights, gradients and AdamW
+    states sharded, end with the weights of 1 process x batch 8, within 1e-5; the saved
+    checkpoint is one ordinary HF model directory."""
+    from transformers import AutoModelForCausalLM
+
+    full = ("--method", "full", "--lr", "0.001")
+    single = _train(ws, "full-single", 8, [sys.executable], *full)
+    assert single.returncode == 0, single.stderr[-3000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    two = [*torchrun, "--nproc-per-node", "2"]
+    sharded = _train(ws, "full-fsdp", 4, two, *full, "--sharding", "fsdp")
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    a = load_file(ws / "full-single/model/model.safetensors")
+    b = load_file(ws / "full-fsdp/model/model.safetensors")
+    assert a.keys() == b.keys()
+    initial = AutoModelForCausalLM.from_pretrained(ws / "m").state_dict()
+    assert max((a[k] - initial[k]).abs().max().item() for k in a) > 1e-4  # it trained
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-5, msg=k)
+    loaded = AutoModelForCausalLM.from_pretrained(ws / "full-fsdp/model")
+    assert sorted(p.name for p in (ws / "full-fsdp/model").iterdir()) == [
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+    ]
+    assert loaded.config.model_type == "llama"
+    summary = json.loads((ws / "full-fsdp/training.json").read_text())
+    assert summary["world_size"] == 2 and summary["settings"]["sharding"] == "fsdp"
+
+
+def test_sharding_one_process_or_a_method_that_does_not_shard_is_refused(ws):
+    alone = _train(ws, "alone", 8, [sys.executable], "--method", "full", "--sharding", "fsdp")
+    assert alone.returncode == 2
+    assert "error: --sharding fsdp shards over the processes torchrun starts" in alone.stderr
+    steering = _train(ws, "steer", 8, [sys.executable], "--sharding", "fsdp")
+    assert steering.returncode == 2 and "method steering does not shard" in steering.stderr
 
 
 def _evaluate(ws: Path, name: str, **kw) -> tuple[dict, list[str]]:

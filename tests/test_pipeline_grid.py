@@ -321,3 +321,18 @@ def test_a_spread_evaluation_gets_no_device():
     assert one[one.index("--device") + 1] == "cuda" and "--device-map" not in one
     train = shlex.split(pipeline.train_args(config, "hub", "BoolQ", "silu", 0))
     assert train[train.index("--device") + 1] == "cuda"  # training places the model itself
+
+
+def test_fsdp_reaches_the_methods_that_shard_and_needs_two_gpus():
+    config = json.loads(json.dumps(CONFIG))
+    config["variants"]["full"] = {"method": "full"}
+    config["models"]["hub"].update(sharding="fsdp", gpus_per_train=4)
+    full = shlex.split(pipeline.train_args(config, "hub", "BoolQ", "full", 0))
+    assert full[-2:] == ["--sharding", "fsdp"]
+    assert "--sharding" not in pipeline.train_args(config, "hub", "BoolQ", "silu", 0)  # DDP
+    assert "--sharding" not in pipeline.train_args(config, "m", "BoolQ", "full", 0)
+    assert pipeline.train_launcher(config, "hub").endswith("--nproc-per-node 4")
+    assert not [p for p in grid_config.problems(config) if "sharding" in p]
+    config["models"]["hub"]["gpus_per_train"] = 1
+    (problem,) = [p for p in grid_config.problems(config) if "sharding" in p]
+    assert "models.hub: sharding: fsdp shards over the GPUs of a training job" in problem

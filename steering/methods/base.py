@@ -68,6 +68,8 @@ class Method:
     # --precision values it runs under (steering/precision.py); bf16 needs the method to make
     # its trainable tensors in float32 on a bfloat16 base, so a new method opts in.
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "tf32")
+    # FSDP over a job's GPUs: a method whose save() takes the gathered ``state`` opts in
+    shardable: ClassVar[bool] = False
 
     # --- the config (no torch) ---------------------------------------------------------------
     def keys(self, raw: dict[str, Any]) -> tuple[str, ...]:
@@ -152,6 +154,14 @@ class Method:
             raise ValueError(
                 f"method {self.name} runs under --precision {' or '.join(self.precisions)}, "
                 f"not {precision}"
+            )
+
+    def check_sharding(self) -> None:
+        if not self.shardable:
+            raise ValueError(
+                f"method {self.name} does not shard (sharding: fsdp is for methods whose "
+                "weights do not fit one GPU: full fine-tuning); train it with DDP "
+                "(gpus_per_train) instead"
             )
 
     def base_dtype(self, precision: str, training: bool = True) -> str:

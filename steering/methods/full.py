@@ -15,6 +15,7 @@ class Full(Method):
     name = "full"
     summary = "full fine-tuning: every parameter of the base model"
     precisions = PRECISIONS
+    shardable = True
 
     def variant_name(self, options: dict[str, Any], steering) -> str:
         return "full"
@@ -37,8 +38,9 @@ class Full(Method):
 
         return base_parameters(model)
 
-    def save(self, model, path: Path, settings) -> None:
-        model.save_pretrained(path / "model")
+    def save(self, model, path: Path, settings, state=None) -> None:
+        """An ordinary HF model directory; ``state``: the full state dict FSDP gathered."""
+        model.save_pretrained(path / "model", state_dict=state)
         write_method_file(path, self.name, {"base_model": settings.model_name})
 
     def load(self, path: Path | None, settings):
