@@ -16,6 +16,9 @@ cpu)
   run benchmarks/eval_throughput.py --device cpu
   run benchmarks/last_token_step.py --device cpu
   run benchmarks/peak_memory.py --device cpu --batch 1 --seq-len 64
+  run benchmarks/precision_step.py --device cpu
+  run benchmarks/memory_plan.py --device cpu --shape llama-100m
+  run benchmarks/memory_plan.py --device cpu --shape llama-tiny
   run benchmarks/dry_run.py
   ;;
 gpu)
@@ -27,6 +30,9 @@ gpu)
     --n 32 --repeats 2
   run benchmarks/last_token_step.py --device cuda
   run benchmarks/peak_memory.py --device cuda
+  run benchmarks/precision_step.py --device cuda --shape llama-3.2-1b --batch 8 --seq-len 256
+  run benchmarks/memory_plan.py --device cuda --shape llama-3.2-1b --dtype bfloat16 --batch 8 \
+    --seq-len 256
   ;;
 *)
   echo "say cpu or gpu, not '$kind'" >&2

@@ -25,7 +25,7 @@ rule train:
         args=lambda w: pipeline.train_args(GRID, w.model, w.dataset, w.variant, w.seed),
     resources:
         gpu=pipeline.per_job(GRID, pipeline.train_gpus),
-        mem_mb=RESOURCES.get("train", {}).get("mem_mb", 16000),
+        mem_mb=RESOURCES.get("train", {}).get("mem_mb") or pipeline.per_job(GRID, pipeline.train_mem_mb),
         runtime=RESOURCES.get("train", {}).get("runtime", 240),
     conda:
         "../envs/steering.yaml"

@@ -85,7 +85,7 @@ def model_name(config: dict, model: str) -> str:
     return tiny_model_dir(model) if "tiny" in entry else entry["name"]
 
 
-def _model_setting(config: dict, model: str, key: str, default: Any) -> Any:
+def model_setting(config: dict, model: str, key: str, default: Any) -> Any:
     """A per-model setting, else the ``training`` section's, else the default."""
     value = config["models"][model].get(key)
     return value if value is not None else config.get("training", {}).get(key, default)
@@ -93,12 +93,12 @@ def _model_setting(config: dict, model: str, key: str, default: Any) -> Any:
 
 def train_gpus(config: dict, model: str) -> int:
     """GPUs one training job of ``model`` uses (``gpus_per_train``; DDP when above 1)."""
-    return int(_model_setting(config, model, "gpus_per_train", 1))
+    return int(model_setting(config, model, "gpus_per_train", 1))
 
 
 def eval_gpus(config: dict, model: str) -> int:
     """GPUs one evaluation job of ``model`` spreads the model over (``gpus_per_eval``)."""
-    return int(_model_setting(config, model, "gpus_per_eval", 1))
+    return int(model_setting(config, model, "gpus_per_eval", 1))
 
 
 def per_job(config: dict, value_of):
@@ -110,6 +110,37 @@ def per_job(config: dict, value_of):
     if len(set(map(repr, values.values()))) == 1:
         return next(iter(values.values()))
     return lambda wildcards: values[wildcards.model]
+
+
+DEFAULT_MEM_MB = 16000  # a job's host memory when its model's config cannot be read
+
+
+def host_mem_mb(config: dict, model: str, processes: int) -> int:
+    """Host memory (MB) of a job on ``model`` from the memory plan (``steering/memory.py``:
+    each process's copy of the weights while loading, plus runtime), or the default when the
+    model's config is not readable yet (a hub model outside the local cache, a tiny model
+    the pipeline has not built)."""
+    from steering import memory
+    from steering.precision import FROM_DTYPE
+
+    entry = config["models"][model]
+    found = memory.read_config(tiny_model_dir(model) if "tiny" in entry else entry["name"])
+    if found is None:
+        return DEFAULT_MEM_MB
+    precision = model_setting(config, model, "precision", None)
+    dtype = entry.get("dtype") or config.get("training", {}).get("dtype") or "float32"
+    needed = memory.host_bytes(memory.shape_of(found), precision or FROM_DTYPE[dtype], processes)
+    return -(-needed // 10**9) * 1000  # whole GB, in MB
+
+
+def train_mem_mb(config: dict, model: str) -> int:
+    """The train rule's ``mem_mb``: one process per GPU (DDP, FSDP), each loading the model."""
+    return host_mem_mb(config, model, train_gpus(config, model))
+
+
+def eval_mem_mb(config: dict, model: str) -> int:
+    """The evaluate rule's ``mem_mb``: one process, however many GPUs it spreads over."""
+    return host_mem_mb(config, model, 1)
 
 
 def model_input(config: dict):
@@ -135,7 +166,7 @@ def train_launcher(config: dict, model: str) -> str:
     return f"python -m torch.distributed.run --standalone --nproc-per-node {n}"
 
 
-def _settings(config: dict, dataset: str, variant: str) -> dict[str, Any]:
+def run_settings(config: dict, dataset: str, variant: str) -> dict[str, Any]:
     """Training settings: config ``training``, then the dataset's, then the variant's."""
     merged = dict(config.get("training", {}))
     for source in (config["datasets"][dataset], config["variants"][variant]):
@@ -170,13 +201,13 @@ def _common(
         data_dir(dataset),
         "--no-progress",
     ]
-    precision = _model_setting(config, model, "precision", None)
+    precision = model_setting(config, model, "precision", None)
     dtype = config["models"][model].get("dtype") or settings.get("dtype")
     if precision:  # the newer key; --dtype stays for configs without it (their params)
         args += ["--precision", precision]
     elif dtype:
         args += ["--dtype", dtype]
-    if _model_setting(config, model, "single_bos", False):  # only when asked: runs keep params
+    if model_setting(config, model, "single_bos", False):  # only when asked: runs keep params
         args.append("--single-bos")
     return args + (_flags(settings, ("device",)) if device else [])
 
@@ -197,7 +228,7 @@ def train_script(config: dict, variant: str) -> str:
 def train_args(config: dict, model: str, dataset: str, variant: str, seed: int | str) -> str:
     """The quoted arguments of the variant's training script for one run."""
     v = config["variants"][variant]
-    s = _settings(config, dataset, variant)
+    s = run_settings(config, dataset, variant)
     run = run_dir(model, dataset, variant, seed)
     args = _common(config, model, dataset, s)
     args += [
@@ -213,14 +244,14 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
     args += ["--resume-dir", f"{run}/resume", "--save-steps", str(s.get("save_steps", 100))]
     method = method_of(config, variant)
     args += method.train_flags(v)
-    if method.shardable and _model_setting(config, model, "sharding", "none") == "fsdp":
+    if method.shardable and model_setting(config, model, "sharding", "none") == "fsdp":
         args += ["--sharding", "fsdp"]  # only when asked: other runs keep their params
     return shlex.join(args)
 
 
 def eval_args(config: dict, model: str, dataset: str, variant: str, seed: int | str) -> str:
     """The quoted arguments of scripts/inference.py for one run (all configured splits)."""
-    s = _settings(config, dataset, variant)
+    s = run_settings(config, dataset, variant)
     run = run_dir(model, dataset, variant, seed)
     spread = eval_gpus(config, model) > 1 or config["models"][model].get("device_map")
     # a spread model has no one device: --device and --device-map exclude each other

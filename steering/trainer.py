@@ -115,3 +115,10 @@ class SteeringTrainer(Trainer):
                 f"{self.state.global_step + 1} (epoch {self.state.epoch or 0:.2f}); {HINT}"
             )
         return result
+
+
+def layer_class(base) -> str:
+    """The decoder layer's class name (FSDP's unit of sharding)."""
+    from steering.architectures import decoder_layers
+
+    return type(decoder_layers(base)[0]).__name__

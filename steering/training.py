@@ -21,7 +21,7 @@ from typing import Any
 
 from transformers import set_seed
 
-from steering import resume
+from steering import memory, resume
 from steering.config import SteeringConfig
 from steering.data import (
     Collator,
@@ -32,11 +32,11 @@ from steering.data import (
 )
 from steering.io import write_json, write_text
 from steering.loader import load_base_model, load_tokenizer, model_short_name, pick_device
-from steering.methods import get_method
+from steering.methods import get_method, trained_methods
 from steering.precision import apply as apply_precision
 from steering.precision import resolve
 from steering.tasks import get_task
-from steering.trainer import FiniteGradients, SteeringTrainer, training_arguments
+from steering.trainer import FiniteGradients, SteeringTrainer, layer_class, training_arguments
 
 
 @dataclass
@@ -107,7 +107,7 @@ class TrainSettings:
             method = get_method(self.method)
         except ValueError:
             raise ValueError(
-                f"--method {self.method!r} is invalid; choose one of {_trained_methods()}"
+                f"--method {self.method!r} is invalid; choose one of {trained_methods()}"
             ) from None
         if not method.trains:
             raise ValueError(f"method {self.method!r} trains nothing; evaluate it instead")
@@ -148,19 +148,6 @@ class TrainSettings:
         return d
 
 
-def layer_class(base) -> str:
-    """The decoder layer's class name (FSDP's unit of sharding)."""
-    from steering.architectures import decoder_layers
-
-    return type(decoder_layers(base)[0]).__name__
-
-
-def _trained_methods() -> list[str]:
-    from steering.methods import METHODS
-
-    return [name for name, m in METHODS.items() if m.trains]
-
-
 def train(s: TrainSettings) -> dict[str, Any]:
     """Run one training job; returns a summary with the paths it wrote."""
     task = get_task(s.dataset_name)
@@ -177,6 +164,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
     tokenizer = load_tokenizer(s.model_name)
     method = get_method(s.method)
     apply_precision(s.precision, pick_device(s.device))
+    plan = memory.plan_training(s, task)  # before any weight is loaded (GPU: refuses)
     base = load_base_model(s.model_name, method.base_dtype(s.precision), s.device)
     chat = uses_chat_template(base.config.model_type)
     set_seed(s.seed)  # the adapters' random init too, not only the Trainer, follows the seed
@@ -242,6 +230,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
         "epochs": epochs,
         "train_examples": len(train_split),
         "data": {**data_stats, "chat_template": chat, "single_bos": s.single_bos},
+        "memory_estimate": dataclasses.asdict(plan) if plan else None,
         "optimizer_steps": trainer.state.global_step,
         "train_loss": result.training_loss if math.isfinite(result.training_loss) else None,
         "loss_history": losses,

@@ -100,3 +100,27 @@ def test_dry_run(tmp_path):
     r = bench("dry_run", tmp_path, "--configfile", "config/test.yaml", "--repeats", "1")
     (row,) = r["rows"]
     assert row["jobs"] > 10 and row["dry_run_s"] > 0 and row["startup_s"] > 0
+
+
+def test_precision_step(tmp_path):
+    (row,) = bench("precision_step", tmp_path, *TINY)["rows"]
+    assert row["bf16_trainables_float32"] and row["bf16_frozen_bfloat16"]
+    assert row["bf16_over_fp32"] > 0 and row["tf32_over_fp32"] > 0
+
+
+def test_memory_plan(tmp_path):
+    args = ["--shape", "llama-tiny", "--batch", "2", "--seq-len", "16", "--steps", "1"]
+    rows = bench("memory_plan", tmp_path, *args, "--methods", "steering", "full")["rows"]
+    assert [r["method"] for r in rows] == ["steering", "full"]
+    assert all(r["estimate_gib"] > 0 and r["measured_gib"] > 0 for r in rows)
+    assert rows[1]["trainable"] > 10 * rows[0]["trainable"]  # every weight of the base
+
+
+def test_gpu_acceptance_names_only_scripts_and_tests_that_exist():
+    script = (ROOT / "benchmarks/gpu_acceptance.sh").read_text()
+    named = ["benchmarks/precision_step.py", "benchmarks/eval_throughput.py"]
+    named += ["benchmarks/memory_plan.py", "tests/test_gpu_lease.py", "tests/test_distributed.py"]
+    for path in named:
+        assert path in script and (ROOT / path).is_file(), path
+    syntax = subprocess.run(["bash", "-n", str(ROOT / "benchmarks/gpu_acceptance.sh")])
+    assert syntax.returncode == 0

@@ -93,6 +93,11 @@ def for_checkpoint(path: str | Path | None) -> Method:
     return METHODS["steering"]
 
 
+def trained_methods() -> list[str]:
+    """Every method that trains (the untrained base model does not)."""
+    return [name for name, m in METHODS.items() if m.trains]
+
+
 def training_methods(script: str = "scripts/train.py") -> list[str]:
     """The methods a training script trains (``--method`` choices)."""
     return [name for name, m in METHODS.items() if m.trains and m.script == script]
@@ -131,6 +136,7 @@ __all__ = [
     "for_checkpoint",
     "get_method",
     "register",
+    "trained_methods",
     "training_methods",
     "unregister",
 ]

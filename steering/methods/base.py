@@ -70,6 +70,9 @@ class Method:
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "tf32")
     # FSDP over a job's GPUs: a method whose save() takes the gathered ``state`` opts in
     shardable: ClassVar[bool] = False
+    # The memory plan's activations times this (steering/memory.py): methods that keep more
+    # per token than the plan's basis (LoRA keeps each adapted projection's input and output)
+    activation_factor: ClassVar[float] = 1.0
 
     # --- the config (no torch) ---------------------------------------------------------------
     def keys(self, raw: dict[str, Any]) -> tuple[str, ...]:
@@ -143,6 +146,16 @@ class Method:
                 raise ValueError(f"{key}={value!r} {problem} (method {self.name})")
         return out
 
+    def options_from_entry(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """The options a (default-filled) pipeline variant gives, as its training flags
+        would (for plans made without running the script)."""
+        defaults = self.option_defaults()
+        return {k: entry[k] for k in defaults if entry.get(k) is not None}
+
+    def steering_from_entry(self, entry: dict[str, Any]):
+        """The ``SteeringConfig`` of a variant, for the methods that steer (else None)."""
+        return None
+
     def variant_name(self, options: dict[str, Any], steering) -> str:
         """The run's name in default output paths (``<dataset>_model/<model>_<variant>``)."""
         parts = [self.name] + [f"{k}{v}" for k, v in sorted(options.items())]
@@ -188,6 +201,11 @@ class Method:
     def base_parameters(self, model: nn.Module) -> int:
         """Parameters of the base model alone (the denominator of the trainable share)."""
         return sum(p.numel() for p in model.parameters() if not p.requires_grad)
+
+    def estimate(self, shape, options: dict[str, Any], steering=None) -> int | None:
+        """Its trainable parameters on a model of ``shape`` (``steering.memory.Shape``), from
+        the shape alone, for the memory plan; None when the method cannot say."""
+        return None
 
     def trainer_extras(self, model: nn.Module, settings) -> dict[str, Any]:
         """Extra ``Trainer`` keyword arguments (``optimizers``, ``callbacks``)."""

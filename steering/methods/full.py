@@ -33,6 +33,9 @@ class Full(Method):
         base.requires_grad_(True)
         return base
 
+    def estimate(self, shape, options: dict[str, Any], steering=None) -> int:
+        return shape.parameters()
+
     def base_parameters(self, model) -> int:
         from steering.baselines import base_parameters
 

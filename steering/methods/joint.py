@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from steering.methods.base import Method, Setting, write_method_file
-from steering.methods.steering import STEERING_SETTINGS, read_by, steering_flags, vector_problems
+from steering.methods.steering import (
+    STEERING_SETTINGS,
+    read_by,
+    steering_count,
+    steering_flags,
+    vector_problems,
+)
 from steering.precision import PRECISIONS
 
 # Steering settings the joint script has no flag for.
@@ -31,6 +37,7 @@ class Joint(Method):
     script = "scripts/train_joint.py"
     OPTIONS = JOINT_OPTIONS  # scheduler is a training setting; the steering keys a SteeringConfig
     precisions = PRECISIONS
+    activation_factor = 2.2  # measured: benchmarks/memory_plan.py at the 100M shape
     settings = (
         Setting("lora_rank", {"type": "integer", "minimum": 1}, 8, "the LoRA rank (alpha = r)"),
         Setting("scheduler", {"enum": ["linear", "cosine"]}, None, "default cosine"),
@@ -92,6 +99,11 @@ class Joint(Method):
             options["orthogonal_freq"] = parse_frequency(options["orthogonal_freq"])
         return super().check_options(options)
 
+    def steering_from_entry(self, entry: dict[str, Any]):
+        from steering.methods.steering import steering_of
+
+        return steering_of(entry)
+
     def variant_name(self, options: dict[str, Any], steering) -> str:
         return f"joint_lora{options['lora_rank']}_{steering.variant_name()}"
 
@@ -102,6 +114,11 @@ class Joint(Method):
 
         config = steering or SteeringConfig()
         return JointModel(base, config, options["lora_rank"], trainable_dtype(precision))
+
+    def estimate(self, shape, options: dict[str, Any], steering=None) -> int:
+        from steering.methods.lora import lora_count
+
+        return lora_count(shape, options["lora_rank"]) + steering_count(shape, steering)
 
     def base_parameters(self, model) -> int:
         from steering.baselines import base_parameters

@@ -12,6 +12,11 @@ from steering.methods.base import Method, Setting, write_method_file
 from steering.precision import PRECISIONS
 
 
+def lora_count(shape, rank: int) -> int:
+    """Trainable parameters of LoRA of ``rank`` on the seven projections: r (in + out) each."""
+    return shape.layers * rank * sum(i + o for i, o in shape.projections())
+
+
 class Lora(Method):
     name = "lora"
     summary = "PEFT LoRA on the seven projections (r = alpha = rank, dropout 0)"
@@ -19,6 +24,7 @@ class Lora(Method):
         Setting("rank", {"type": "integer", "minimum": 1}, 8, "LoRA r (alpha = r)", "--lora-rank"),
     )
     precisions = PRECISIONS
+    activation_factor = 2.2  # measured: benchmarks/memory_plan.py at the 100M shape
 
     def variant_name(self, options: dict[str, Any], steering) -> str:
         return f"lora_r{options['rank']}"
@@ -29,6 +35,9 @@ class Lora(Method):
         from steering.baselines import add_lora
 
         return add_lora(base, options["rank"])
+
+    def estimate(self, shape, options: dict[str, Any], steering=None) -> int:
+        return lora_count(shape, options["rank"])
 
     def base_parameters(self, model) -> int:
         from steering.baselines import base_parameters

@@ -77,6 +77,14 @@ class Reft(Method):
         a = args
         return {"rank": a.reft_rank, "reft_first_n": a.reft_first_n, "reft_last_n": a.reft_last_n}
 
+    def options_from_entry(self, entry: dict[str, Any]) -> dict[str, Any]:
+        out = {
+            k: entry[k] for k in ("rank", "reft_first_n", "reft_last_n") if entry.get(k) is not None
+        }
+        if entry.get("reft_positions"):
+            out["reft_first_n"], out["reft_last_n"] = reft_positions(entry["reft_positions"])
+        return out
+
     def variant_name(self, options: dict[str, Any], steering) -> str:
         o = options
         return f"reft_r{o['rank']}_f{o['reft_first_n']}_l{o['reft_last_n']}"
@@ -88,6 +96,9 @@ class Reft(Method):
         o = options
         first, last = o["reft_first_n"], o["reft_last_n"]
         return ReftModel(base, o["rank"], first, last, trainable_dtype(precision))
+
+    def estimate(self, shape, options: dict[str, Any], steering=None) -> int:
+        return shape.layers * (2 * options["rank"] * shape.hidden + options["rank"])  # R, W, b
 
     def trainable_parameters(self, model) -> int:
         return model.num_trainable_parameters()

@@ -57,6 +57,30 @@ def read_by(keys: tuple[str, ...], raw: dict[str, Any]) -> tuple[str, ...]:
     return tuple(k for k in keys if k not in VECTOR_UNREAD)
 
 
+def steering_of(entry: dict[str, Any]):
+    """A pipeline variant's ``SteeringConfig`` (what its training flags make of it)."""
+    from steering.config import SteeringConfig
+
+    sites = {"block": ("block",), "submodules": ("attn", "mlp")}
+    return SteeringConfig(
+        kind=entry.get("kind", "adapter"),
+        rank=entry.get("rank", 8),
+        activation=entry.get("activation", "silu"),
+        sites=sites.get(entry.get("sites", "block"), ("official_attn", "mlp")),
+        positions=entry.get("positions", "all"),
+    )
+
+
+def steering_count(shape, steering) -> int:
+    """Trainable parameters of post-block steering on a model of ``shape``: 2 r H per
+    adapter, H per vector; one per layer and site."""
+    from steering.config import SteeringConfig
+
+    config = steering or SteeringConfig()
+    per_site = shape.hidden if config.kind == "vector" else 2 * config.rank * shape.hidden
+    return len(config.layer_indices(shape.layers)) * len(config.sites) * per_site
+
+
 def vector_problems(where: str, raw: dict[str, Any]) -> list[str]:
     if raw.get("kind") != "vector":
         return []
@@ -138,6 +162,9 @@ class Steering(Method):
     def options_from_args(self, args) -> dict[str, Any]:
         return {}  # the steering flags make the SteeringConfig (steering_from_args)
 
+    def steering_from_entry(self, entry: dict[str, Any]):
+        return steering_of(entry)
+
     def variant_name(self, options: dict[str, Any], steering) -> str:
         return steering.variant_name()
 
@@ -150,6 +177,9 @@ class Steering(Method):
 
     def trainable_parameters(self, model) -> int:
         return model.num_trainable_parameters()
+
+    def estimate(self, shape, options: dict[str, Any], steering=None) -> int:
+        return steering_count(shape, steering)
 
     def base_parameters(self, model) -> int:
         return model.num_base_parameters()

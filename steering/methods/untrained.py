@@ -23,6 +23,9 @@ class Untrained(Method):
     def build(self, base, options: dict[str, Any], steering=None, precision: str = "fp32"):
         raise ValueError("the base model is not trained: evaluate it without --ckpt-path")
 
+    def estimate(self, shape, options: dict[str, Any], steering=None) -> int:
+        return 0
+
     def load_on(self, base, path: Path | None, settings=None):
         return base
 

@@ -70,6 +70,10 @@ class Task:
     chat_max_length: ClassVar[int | None] = None  # Gemma chat-template runs, when it differs
     protocol_version: ClassVar[int] = 1
     synthetic_sizes: ClassVar[dict[str, int]]  # rows per source split of generated data
+    # For budgets (scripts/plan.py): rows of the public data per carved split, and the mean
+    # tokens of prompt + completion, estimated from tests/data/real at 4 characters a token.
+    public_rows: ClassVar[dict[str, int]] = {}
+    mean_tokens: ClassVar[int] = 0
 
     # --- the protocol ------------------------------------------------------------------------
     def prompt(self, ex: dict[str, Any]) -> str:

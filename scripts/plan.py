@@ -1,0 +1,104 @@
+"""Plan a pipeline grid before submitting it: per model and variant, its jobs, the memory a
+training job needs per GPU, the GPUs it asks for, whether that fits, and GPU-hours.
+
+    python scripts/plan.py --configfile config/paper.yaml [--gpu h100|h200|a100 --mfu 0.35]
+
+The config is checked as the pipeline checks it. Memory: steering/memory.py, from each
+model's config.json (its directory or the local hub cache; a model neither has, or a tiny
+one the pipeline builds, shows "-"). GPU-hours: steering/budget.py, from the real data's
+size and the stated assumptions (printed under the table).
+"""
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+import yaml
+
+from steering.cli import run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def merged(paths: list[str]) -> dict:
+    """The config files merged as Snakemake merges them (later keys over earlier ones)."""
+
+    def merge(a: dict, b: dict) -> dict:
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    config: dict = {}
+    for path in paths:
+        try:
+            config = merge(config, yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
+        except OSError as e:
+            raise FileNotFoundError(f"cannot read config file {path}: {e.strerror}") from None
+    return config
+
+
+def main() -> None:
+    from steering import budget, grid_config, memory
+
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--configfile", nargs="+", default=[str(ROOT / "config/config.yaml")])
+    p.add_argument("--gpu", choices=list(budget.GPUS), default="h100")
+    p.add_argument("--mfu", type=float, default=budget.Assumptions.mfu)
+    p.add_argument("--bandwidth-use", type=float, default=budget.Assumptions.bandwidth_use)
+    p.add_argument("--debug", action="store_true")
+    a = p.parse_args()
+    config = merged(a.configfile)
+    written = copy.deepcopy(config)
+    try:
+        grid_config.check(config, written, files=a.configfile, schema=ROOT / "config/schema.yaml")
+    except grid_config.GridConfigError as e:
+        raise ValueError(str(e)) from None
+    assumptions = budget.Assumptions(a.gpu, a.mfu, a.bandwidth_use)
+    rows = budget.plan(config, assumptions)
+    header = ["model", "variant", "method", "train jobs", "eval jobs", "GiB/GPU", "GPUs"]
+    header += ["fits", "GPU-hours"]
+    table = [header]
+    for r in rows:
+        table.append(
+            [r.model, r.variant, r.method, str(r.train_jobs), str(r.eval_jobs)]
+            + ["-" if r.memory is None else f"{r.memory / memory.GIB:.1f}", str(r.gpus)]
+            + ["-" if r.fits is None else ("yes" if r.fits else "NO")]
+            + ["-" if r.gpu_hours is None else f"{r.gpu_hours:,.1f}"]
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print(
+            "  ".join(
+                v.ljust(w) if i < 3 else v.rjust(w)
+                for i, (v, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    known = [r.gpu_hours for r in rows if r.gpu_hours is not None]
+    jobs = sum(r.train_jobs + r.eval_jobs for r in rows)
+    spec = assumptions.spec
+    print(
+        f"\n{jobs:,} training and evaluation jobs; {sum(known):,.0f} GPU-hours on {a.gpu.upper()} "
+        f"({spec['memory_gib']} GiB) for the rows with a known model"
+    )
+    print(
+        f"assumed: {a.mfu:.0%} of the dense peak ({spec['fp32']} fp32 / {spec['tf32']} tf32 / "
+        f"{spec['bf16']} bf16 TFLOP/s) in training and prefill, 6 P FLOPs a token for full "
+        f"fine-tuning and 4 P for frozen-base methods; decoding at {a.bandwidth_use:.0%} of "
+        f"{spec['bandwidth']} TB/s, one weight read a step; data: each task's public rows x "
+        "mean tokens (steering/tasks); memory: steering/memory.py"
+    )
+    short = [r for r in rows if r.fits is False]
+    for r in short:
+        print(
+            f"warning: {r.model} {r.variant} needs ~{r.memory / memory.GIB:.0f} GiB per GPU on "
+            f"{r.gpus} GPU(s); the GPU has {spec['memory_gib']}: the job would be refused",
+            file=sys.stderr,
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

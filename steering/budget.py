@@ -1,0 +1,156 @@
+"""The cost of a pipeline grid before it is submitted: per model and variant, its jobs, the
+memory one training job needs per GPU (``steering/memory.py``), the GPUs it asks for, and
+GPU-hours (no torch; ``scripts/plan.py`` prints it).
+
+GPU-hours, from the real data's size (``Task.public_rows`` x ``Task.mean_tokens``, capped at
+the task's max length) and these assumptions, all stated in the table's notes:
+
+- training: 6 P FLOPs a token when every weight trains (full fine-tuning), 4 P when the base
+  is frozen (the forward pass, and the backward pass for activations only); at ``mfu`` of the
+  GPU's dense peak for the precision (fp32: its CUDA-core peak, tf32 / bf16: tensor cores);
+- evaluation: the prompt at 2 P FLOPs a token (same rate), then ``max_new_tokens`` decoding
+  steps per batch of ``eval_batch_size`` rows, each step reading the weights once at
+  ``bandwidth_use`` of the GPU's memory bandwidth (decoding is memory-bound);
+- a job's GPU-hours are its time times the GPUs it holds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from steering import memory
+
+# Dense peaks (TFLOP/s: fp32 CUDA cores, tf32 and bf16 tensor cores) and HBM bandwidth (TB/s)
+# of common GPUs, from their vendors' data sheets.
+GPUS = {
+    "h200": {"fp32": 67, "tf32": 495, "bf16": 989, "bandwidth": 4.8, "memory_gib": 141},
+    "h100": {"fp32": 67, "tf32": 495, "bf16": 989, "bandwidth": 3.35, "memory_gib": 80},
+    "a100": {"fp32": 19.5, "tf32": 156, "bf16": 312, "bandwidth": 2.0, "memory_gib": 80},
+}
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    gpu: str = "h100"
+    mfu: float = 0.35  # achieved share of the dense peak in training and prefill
+    bandwidth_use: float = 0.6  # achieved share of the memory bandwidth when decoding
+
+    @property
+    def spec(self) -> dict:
+        return GPUS[self.gpu]
+
+
+def train_hours(shape, full: bool, task, epochs: float, precision: str, a: Assumptions) -> float:
+    """Wall hours of one training run on one GPU's worth of compute."""
+    tokens = task.public_rows.get("train", 0) * min(task.mean_tokens, task.max_length) * epochs
+    flops = (6 if full else 4) * shape.parameters() * tokens
+    return flops / (a.mfu * a.spec[precision] * 1e12) / 3600
+
+
+def eval_hours(shape, task, splits, precision: str, batch: int, a: Assumptions) -> float:
+    """Wall hours of evaluating ``splits`` of ``task`` (prompt, then greedy decoding)."""
+    rows = sum(task.public_rows.get(s, 0) for s in splits)
+    prefill = 2 * shape.parameters() * rows * task.mean_tokens / (a.mfu * a.spec[precision] * 1e12)
+    weight_bytes = shape.parameters() * (2 if precision == "bf16" else 4)
+    step = weight_bytes / (a.bandwidth_use * a.spec["bandwidth"] * 1e12)
+    decode = math.ceil(rows / batch) * task.max_new_tokens * step
+    return (prefill + decode) / 3600
+
+
+@dataclass
+class Row:
+    model: str
+    variant: str
+    method: str
+    train_jobs: int
+    eval_jobs: int
+    memory: int | None  # bytes per GPU of the largest training job (None: unknown)
+    gpus: int
+    fits: bool | None
+    gpu_hours: float | None
+
+
+def plan(config: dict, a: Assumptions) -> list[Row]:
+    """One row per model and variant (its sweep points summed) of a validated, default-filled
+    pipeline config."""
+    from steering import pipeline
+    from steering.methods import get_method
+
+    grid = pipeline.grid(config)
+    seeds = len(config["seeds"])
+    capacity = int(a.spec["memory_gib"] * memory.GIB)
+    rows = []
+    for model, entry in config["models"].items():
+        shape = None if "tiny" in entry else memory.read_config(entry["name"])
+        shape = memory.shape_of(shape) if shape else None
+        gpus = pipeline.train_gpus(config, model)
+        for variant, raw in config["variants"].items():
+            points = [n for n in grid["variants"] if sweep_of(n) == variant]
+            method = get_method(raw.get("method", "steering"))
+            runs = len(points) * (seeds if method.trains else 1) * len(config["datasets"])
+            trains = runs if method.trains else 0
+            row = Row(model, variant, method.name, trains, runs, None, gpus, None, None)
+            if shape is not None:
+                _cost(row, shape, config, grid, points, method, seeds, capacity, a)
+            rows.append(row)
+    return rows
+
+
+def sweep_of(run: str) -> str:
+    from steering.sweep import split_run_name
+
+    return split_run_name(run)[0]
+
+
+def _cost(row, shape, config, grid, points, method, seeds, capacity, a) -> None:
+    from types import SimpleNamespace
+
+    from steering import pipeline
+    from steering.tasks import get_task
+
+    precision = _precision(config, row.model)
+    sharding = pipeline.model_setting(config, row.model, "sharding", "none")
+    worst, hours = 0, 0.0
+    chat = shape.model_type.startswith("gemma")
+    for dataset in config["datasets"]:
+        task = get_task(dataset)
+        for point in points:
+            entry = grid["variants"][point]
+            s = pipeline.run_settings(grid, dataset, point)
+            if method.trains:
+                settings = SimpleNamespace(
+                    method=method.name,
+                    options=method.check_options(method.options_from_entry(entry)),
+                    steering=method.steering_from_entry(entry),
+                    precision=precision,
+                    bs=s.get("bs", 8),
+                    sharding=sharding if method.shardable else "none",
+                )
+                found = memory.for_training(settings, shape, task.max_length_for(chat), row.gpus)
+                if found is None:
+                    row.memory = None
+                    return
+                worst = max(worst, found.total)
+                full = (
+                    method.estimate(shape, settings.options, settings.steering)
+                    == shape.parameters()
+                )
+                epochs = s.get("epochs") or task.epochs
+                hours += seeds * train_hours(shape, full, task, epochs, precision, a)
+            batch = s.get("eval_batch_size", 16)
+            runs = seeds if method.trains else 1
+            evals = runs * eval_hours(shape, task, config["splits"], precision, batch, a)
+            hours += evals * pipeline.eval_gpus(config, row.model)
+    row.memory = worst or None
+    row.fits = worst <= capacity if method.trains else None
+    row.gpu_hours = hours
+
+
+def _precision(config: dict, model: str) -> str:
+    from steering import pipeline
+    from steering.precision import FROM_DTYPE
+
+    precision = pipeline.model_setting(config, model, "precision", None)
+    dtype = config["models"][model].get("dtype") or config.get("training", {}).get("dtype")
+    return precision or FROM_DTYPE.get(dtype or "float32", "fp32")

@@ -1,0 +1,176 @@
+"""The memory plan (steering/memory.py) and the budget (steering/budget.py, scripts/plan.py):
+parameter and trainable counts from a config alone against the built models, the refusal of
+a job that cannot fit with the numbers and the fix, host memory for the rules, the plan."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from steering import memory, pipeline
+from steering.config import SteeringConfig
+from steering.methods import METHODS
+from steering.tiny import tiny_model
+from tests.workflow import ROOT
+
+# Published shapes (their config.json's numbers)
+LLAMA_8B = {
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "num_hidden_layers": 32,
+    "intermediate_size": 14336,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "vocab_size": 128256,
+    "tie_word_embeddings": False,
+}
+
+
+@pytest.mark.parametrize(
+    "arch",
+    ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "gpt2"]
+    + ["gpt_neox", "opt"],
+)
+def test_parameters_from_the_config_alone_are_within_one_percent(arch):
+    model = tiny_model(arch, num_layers=2)
+    exact = sum(p.numel() for p in model.parameters())
+    estimated = memory.shape_of(model.config.to_dict()).parameters()
+    assert abs(estimated - exact) <= 0.01 * exact, (estimated, exact)
+
+
+CASES = [
+    ("steering", {}, SteeringConfig()),
+    ("steering", {}, SteeringConfig(kind="vector", sites=("attn", "mlp"))),
+    ("steering", {}, SteeringConfig(rank=2, layers=(0,))),
+    ("lora", {"rank": 4}, None),
+    ("reft", {"rank": 4}, None),
+    ("joint", {"lora_rank": 2}, SteeringConfig(rank=4)),
+    ("full", {}, None),
+]
+
+
+@pytest.mark.parametrize("name, options, steering", CASES)
+def test_each_method_counts_its_trainable_parameters_from_the_shape(name, options, steering):
+    method = METHODS[name]
+    options = method.check_options(options)
+    model = method.build(tiny_model("llama", num_layers=2), options, steering)
+    shape = memory.shape_of(tiny_model("llama", num_layers=2).config.to_dict())
+    assert method.estimate(shape, options, steering) == method.trainable_parameters(model)
+
+
+def _settings(method="steering", precision="bf16", bs=8, sharding="none", options=None):
+    from types import SimpleNamespace
+
+    m = METHODS[method]
+    steering = SteeringConfig() if method in ("steering", "joint") else None
+    opts = m.check_options(options or {})
+    return SimpleNamespace(
+        method=method,
+        options=opts,
+        steering=steering,
+        precision=precision,
+        bs=bs,
+        sharding=sharding,
+    )
+
+
+def test_full_fine_tuning_of_an_8b_model_is_refused_with_the_numbers_and_the_fix():
+    shape = memory.shape_of(LLAMA_8B)
+    assert 8.0e9 < shape.parameters() < 8.1e9  # Llama-3.1-8B: 8.03 B
+    capacity = 80 * memory.GIB
+    with pytest.raises(ValueError) as e:
+        memory.refuse_if_too_big(_settings("full"), shape, 256, 1, capacity)
+    text = str(e.value)
+    assert text.startswith(
+        "training full on llama of 8.0 B parameters under --precision bf16, batch 8 x 256"
+    )
+    assert "per GPU (weights 29.9, trainable states 89.7," in text
+    assert "the GPU has 80.0 GiB" in text
+    n = int(text.split("set gpus_per_train: ")[1].split()[0])
+    assert n in (2, 4, 8) and "sharding: fsdp" in text
+    sharded = memory.for_training(_settings("full", sharding="fsdp"), shape, 256, n)
+    assert sharded.total <= capacity  # the fix it names fits
+    fits = memory.refuse_if_too_big(_settings("steering"), shape, 256, 1, capacity)
+    assert fits.total <= capacity and fits.trainable_states == 16 * 2 * 8 * 4096 * 32
+    with pytest.raises(ValueError, match="lower --bs"):
+        memory.refuse_if_too_big(_settings("steering", "fp32", bs=64), shape, 512, 1, capacity)
+
+
+def test_training_records_its_estimate(tmp_path):
+    from steering.tasks import get_task
+    from steering.tasks.files import write_prepared
+    from steering.tiny import save_tiny_model
+    from steering.training import TrainSettings, train
+
+    save_tiny_model(tmp_path / "m", "llama", hidden_size=32, num_layers=2)
+    task = get_task("BoolQ")
+    write_prepared(task, task.make_splits(task.synthetic(scale=0.02)), tmp_path / "d", {"k": 1})
+    summary = train(
+        TrainSettings(
+            model_name=str(tmp_path / "m"),
+            dataset_name="BoolQ",
+            data_dir=str(tmp_path / "d"),
+            max_train_samples=16,
+            output_dir=str(tmp_path / "ckpt"),
+            progress=False,
+        )
+    )
+    estimate = json.loads((tmp_path / "ckpt/training.json").read_text())["memory_estimate"]
+    assert estimate == summary["memory_estimate"]
+    assert estimate["trainable_states"] == 16 * summary["trainable_parameters"]
+    assert (
+        estimate["weights"]
+        == 4 * memory.shape_of(json.loads((tmp_path / "m/config.json").read_text())).parameters()
+    )
+
+
+def test_the_rules_host_memory_follows_the_plan(tmp_path):
+    model = tmp_path / "big"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(LLAMA_8B))
+    config = {
+        "models": {"big": {"name": str(model)}, "hub": {"name": "org/not-cached"}},
+        "training": {"gpus_per_train": 4, "dtype": "bfloat16"},
+    }
+    weights = memory.shape_of(LLAMA_8B).parameters() * 2
+    expected = 4 * (weights + memory.HOST_RUNTIME)
+    assert pipeline.train_mem_mb(config, "big") == -(-expected // 10**9) * 1000
+    assert pipeline.eval_mem_mb(config, "big") < pipeline.train_mem_mb(config, "big")
+    assert pipeline.train_mem_mb(config, "hub") == pipeline.DEFAULT_MEM_MB  # unknown: default
+
+
+def test_plan_prints_every_model_and_variant_with_its_cost(tmp_path):
+    import yaml
+
+    model = tmp_path / "llama-8b"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(LLAMA_8B))
+    config = {
+        "models": {"big": {"name": str(model)}, "tiny": {"tiny": {}}},
+        "datasets": {"BoolQ": {}, "GSM8K": {}},
+        "variants": {
+            "base": {"method": "base"},
+            "silu": {"sweep": {"lr": [0.001, 0.002]}},
+            "full": {"method": "full"},
+        },
+        "seeds": [0, 1, 2],
+        "training": {"dtype": "bfloat16"},
+    }
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(config))
+    done = subprocess.run(
+        [sys.executable, "scripts/plan.py", "--configfile", str(tmp_path / "grid.yaml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = {tuple(line.split()[:2]): line.split() for line in done.stdout.splitlines() if line}
+    silu = lines["big", "silu"]
+    assert silu[2:5] == ["steering", "12", "12"]  # 2 points x 3 seeds x 2 datasets
+    assert float(silu[5]) < 80 and silu[7] == "yes" and float(silu[8].replace(",", "")) > 0
+    assert lines["big", "full"][7] == "NO" and lines["big", "base"][3:5] == ["0", "2"]
+    assert lines["tiny", "silu"][5] == "-"  # built by the pipeline: no config to plan from
+    assert "warning: big full needs ~" in done.stderr
+    assert "4 P for frozen-base methods" in done.stdout
