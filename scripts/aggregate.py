@@ -45,6 +45,10 @@ def main() -> None:
 
     from steering import plots, results, selection
     from steering.io import write_text
+    from steering.storage import probe
+
+    for flag, where in (("--out-dir", a.out_dir), ("--plots-dir", a.plots_dir)):
+        probe(where, what=flag)  # read-only or full: stop before reading the runs
 
     try:
         refs = json.loads(a.references)
@@ -97,4 +101,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(run(main, output_flag="--out-dir"))

@@ -34,4 +34,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(run(main, output_flag="--out"))

@@ -18,6 +18,7 @@ import argparse
 import sys
 
 from steering.cli import SINGLE_BOS_HELP, run
+from steering.storage import probe
 from steering.tasks import TASKS, get_task
 from steering.tasks.files import read_source, write_prepared
 
@@ -44,6 +45,7 @@ def main() -> int:
     if args.scale <= 0:
         parser.error("--scale must be > 0")
     task = get_task(args.dataset_name)
+    probe(args.out, what="--out")  # read-only or full: stop before reading anything
     if args.synthetic:
         raw = task.synthetic(seed=args.seed, scale=args.scale)
         origin = {"kind": "synthetic", "seed": args.seed, "scale": args.scale}
@@ -92,4 +94,4 @@ def print_token_stats(task, splits, model_name: str, single_bos: bool) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(run(main, output_flag="--out"))

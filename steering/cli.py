@@ -2,6 +2,8 @@
 
 An expected error (bad flag value, missing data, a checkpoint that does not fit, a non-finite
 loss, ...) prints ``error: <what and where>`` to stderr with no traceback; ``--debug`` shows it.
+So does a write the file system refuses (``steering.storage``: no space, read-only, ...), with
+the flag that puts the output elsewhere in its advice.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 from collections.abc import Callable
 
 from steering.loader import ModelNotFound
+from steering.storage import StorageError, is_io_failure
 from steering.tasks import DataError
 from steering.trainer import NonFiniteLoss
 
@@ -24,7 +27,8 @@ EXPECTED = (
 )
 
 
-def run(main: Callable[[], int | None]) -> int:
+def run(main: Callable[[], int | None], output_flag: str | None = "--output-dir") -> int:
+    """``main()``'s exit code; expected errors and refused writes as one line and 2."""
     debug = "--debug" in sys.argv
     try:
         return main() or 0
@@ -32,6 +36,13 @@ def run(main: Callable[[], int | None]) -> int:
         if debug:
             raise
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if debug or not (isinstance(e, StorageError) or is_io_failure(e)):
+            raise
+        err = StorageError.of(e, getattr(e, "filename", None) or "?")
+        err.flag = err.flag or output_flag
+        print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -21,7 +21,7 @@ import transformers
 
 from steering.data import encode_prompt
 from steering.generation import greedy_generate
-from steering.io import atomic_path, write_json
+from steering.io import atomic_path, json_text
 from steering.provenance import git_commit, package_version
 from steering.tasks import DataError
 
@@ -138,15 +138,17 @@ def write_results(
     records_path: str | Path, split: str, records, metrics, prov
 ) -> tuple[Path, Path]:
     """Records as JSON Lines at ``records_path`` (``<split>.json``) and the metrics beside it
-    (``<split>.metrics.json``), each written atomically."""
+    (``<split>.metrics.json``): both written to temp files first, then renamed, records
+    first, so a write that fails (a full disk) leaves neither, and never new records beside
+    old metrics."""
     records_path = Path(records_path)
-    with atomic_path(records_path) as tmp:
-        with tmp.open("w", encoding="utf-8") as f:
+    metrics_path = records_path.with_suffix(".metrics.json")
+    with atomic_path(metrics_path) as metrics_tmp, atomic_path(records_path) as records_tmp:
+        with records_tmp.open("w", encoding="utf-8") as f:
             for r in records:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    metrics_path = write_json(
-        records_path.with_suffix(".metrics.json"), {**metrics, "split": split, "provenance": prov}
-    )
+        body = {**metrics, "split": split, "provenance": prov}
+        metrics_tmp.write_text(json_text(body), encoding="utf-8")
     return records_path, metrics_path
 
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from steering import storage
 from steering.data import uses_chat_template
 from steering.evaluation import evaluate_splits, provenance
 from steering.loader import load_tokenizer, pick_device
@@ -85,8 +86,7 @@ def run_inference(s: InferenceSettings) -> list[dict[str, Any]]:
         out = output_path(s, split)
         if out.is_dir():
             raise ValueError(f"output file {out} is a directory; give a file path")
-        if out.parent.exists() and not out.parent.is_dir():
-            raise ValueError(f"output directory {out.parent} exists and is a file")
+        storage.probe(out.parent)  # read-only or full: stop before loading anything
     splits = task.load(data_dir=s.data_dir)
     tokenizer = load_tokenizer(s.model_name)
     path = Path(s.ckpt_path) if s.ckpt_path is not None else None

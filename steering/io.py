@@ -2,6 +2,8 @@
 
 Writers create ``<name>.tmp-<pid>`` beside the target and ``os.replace`` it into place, so a
 killed process leaves at most a stray temp file that no reader (nor Snakemake) takes as output.
+A write the file system refuses (no space, read-only, ...) raises ``steering.storage.StorageError``
+naming the target, with the temp file removed.
 """
 
 from __future__ import annotations
@@ -13,18 +15,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from steering.storage import writing
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temp path to write; on success it replaces ``target``, on error it is deleted."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     try:
-        yield tmp
-        os.replace(tmp, target)
+        with writing(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            yield tmp
+            os.replace(tmp, target)
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # never hide the write's own error
+            tmp.unlink(missing_ok=True)
 
 
 def write_text(target: str | Path, text: str) -> Path:
@@ -33,5 +39,10 @@ def write_text(target: str | Path, text: str) -> Path:
     return Path(target)
 
 
+def json_text(obj: Any) -> str:
+    """How every JSON output of the package is written: indented, keys sorted."""
+    return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+
+
 def write_json(target: str | Path, obj: Any) -> Path:
-    return write_text(target, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    return write_text(target, json_text(obj))

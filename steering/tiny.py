@@ -13,6 +13,8 @@ import random
 import torch
 import transformers as hf
 
+from steering import storage
+
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>", "<|system|>"]
 CHAT_TEMPLATE = (
@@ -242,6 +244,8 @@ def save_tiny_model(
 
     if hidden_size % 4 or hidden_size < 8 or num_layers < 1:
         raise ValueError("--hidden-size must be a multiple of 4 (>= 8) and --layers >= 1")
+    out = Path(out_dir)
+    storage.probe(out, what="--out")
     tokenizer = build_tokenizer(vocab_size)
     model = tiny_model(
         model_type,
@@ -251,10 +255,8 @@ def save_tiny_model(
         seed=seed,
         initializer_range=init_std,
     )
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is a file")
     model.config._name_or_path = str(out)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    with storage.staged_dir(out, last=("config.json",)) as stage:  # whole or not at all
+        model.save_pretrained(stage)
+        tokenizer.save_pretrained(stage)
     return out

@@ -21,7 +21,7 @@ from typing import Any
 
 from transformers import set_seed
 
-from steering import memory, resume
+from steering import memory, resume, storage
 from steering.config import SteeringConfig
 from steering.data import (
     Collator,
@@ -152,11 +152,8 @@ def train(s: TrainSettings) -> dict[str, Any]:
     """Run one training job; returns a summary with the paths it wrote."""
     task = get_task(s.dataset_name)
     ckpt_dir, eval_dir = s.checkpoint_dir(), s.eval_dir()
-    for d in {ckpt_dir, eval_dir, *([Path(s.train_log).parent] if s.train_log else [])}:
-        if d.exists() and not d.is_dir():
-            raise ValueError(
-                f"output directory {d} exists and is a file; pass another --output-dir"
-            )
+    for d in output_dirs(s):  # a read-only or full target stops the run before any work
+        storage.probe(d)
     splits = task.load(data_dir=s.data_dir)  # data problems surface before the model loads
     train_split = splits["train"]
     if s.max_train_samples:
@@ -181,6 +178,10 @@ def train(s: TrainSettings) -> dict[str, Any]:
         )
     if main:
         print(f"trainable params: {n_trainable:,} || trainable: {100 * share:.4f}%", flush=True)
+        weights = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+        storage.probe(ckpt_dir, weights, "checkpoint directory")  # room for the result
+        if s.save_steps:  # each resume checkpoint: the weights and AdamW's two moments
+            storage.probe(s.resume_path(), 3 * weights, "resume directory")
 
     features = tokenize_split(task, train_split, tokenizer, chat=chat, single_bos=s.single_bos)
     data_stats = truncation_stats(features, task.max_length_for(chat))
@@ -220,7 +221,6 @@ def train(s: TrainSettings) -> dict[str, Any]:
     if not trainer.is_world_process_zero():  # DDP: the main process saves and evaluates
         return {"main_process": False, "optimizer_steps": trainer.state.global_step}
 
-    method.save(model, ckpt_dir, s, **({"state": state} if state is not None else {}))
     summary = {
         "settings": s.to_dict(),
         "variant": s.variant(),
@@ -240,9 +240,8 @@ def train(s: TrainSettings) -> dict[str, Any]:
         "world_size": world,
         "main_process": True,
     }
-    write_json(ckpt_dir / "training.json", summary)
-    log_path = Path(s.train_log) if s.train_log else ckpt_dir / "train_log.jsonl"
-    write_text(log_path, "".join(json.dumps(h) + "\n" for h in trainer.state.log_history))
+    log = "".join(json.dumps(h) + "\n" for h in trainer.state.log_history)
+    save_outputs(method, model, s, summary, log, state)
     resume.finish(resume_dir, s.keep_checkpoints)
     if s.do_eval:
         from steering.evaluation import evaluate_splits, provenance
@@ -266,3 +265,58 @@ def train(s: TrainSettings) -> dict[str, Any]:
                 f"{task.name} {r['split']}: accuracy {r['accuracy']:.4f} (n={r['n']})", flush=True
             )
     return summary
+
+
+def output_dirs(s: TrainSettings) -> list[Path]:
+    """Every directory a run writes to: checkpoint, evaluations, log, resume checkpoints."""
+    dirs = [s.checkpoint_dir()]
+    dirs += [s.eval_dir()] if s.do_eval else []
+    dirs += [Path(s.train_log).parent] if s.train_log else []
+    dirs += [s.resume_path()] if s.save_steps else []
+    return list(dict.fromkeys(dirs))
+
+
+def save_outputs(method, model, s: TrainSettings, summary: dict, log: str, state=None) -> None:
+    """The checkpoint (``training.json`` and the log inside) written whole or not at all; when
+    the file system refuses it, the same checkpoint goes to a rescue directory
+    (``steering.storage.rescue``) and the ``StorageError`` says where and how to move it."""
+    ckpt_dir = s.checkpoint_dir()
+    extra = {"state": state} if state is not None else {}
+
+    def write(where: Path, log_inside: bool = not s.train_log) -> None:
+        method.save(model, where, s, **extra)
+        write_json(where / "training.json", summary)
+        if log_inside:
+            write_text(where / "train_log.jsonl", log)
+
+    try:
+        if s.train_log:  # outside the checkpoint: before it, so a failure here rescues both
+            write_text(s.train_log, log)
+        last = ("steering_config.json", "method.json", "training.json")
+        with storage.staged_dir(ckpt_dir, last) as stage:
+            write(stage)
+    except storage.StorageError as e:
+        rescued = storage.rescue(lambda d: write(d, log_inside=True), ckpt_dir, s.variant())
+        e.after = rescue_note(rescued, ckpt_dir, s)
+        raise
+
+
+def rescue_note(rescued: Path | None, ckpt_dir: Path, s: TrainSettings) -> str:
+    """What the error adds about the trained weights (and any resume checkpoints)."""
+    if rescued is None:
+        tried = ", ".join(map(str, storage.rescue_candidates(ckpt_dir)))
+        note = f"\n  no rescue location could hold the trained weights either (tried {tried}"
+        note += f"; set {storage.RESCUE_ENV} to a directory with room)"
+    else:
+        move = f"mv {rescued} {ckpt_dir}"
+        if ckpt_dir.exists():
+            move = f"rm -r {ckpt_dir} && {move}"
+        note = (
+            f"\n  the trained weights are safe: the whole checkpoint is in {rescued}; "
+            f"move it into place with `{move}`, or evaluate it there "
+            f"(scripts/inference.py --ckpt-path {rescued})"
+        )
+    resume_dir = s.resume_path()
+    if s.save_steps and resume_dir.is_dir() and any(resume_dir.iterdir()):
+        note += f"\n  the resume checkpoints in {resume_dir} are kept: rerunning resumes there"
+    return note

@@ -28,7 +28,17 @@ from steering.tasks import TASKS, get_task
 from steering.tasks.files import write_prepared
 from steering.tiny import save_tiny_model
 from tests.conftest import official_state
-from tests.workflow import ROOT, copy_workflow, env, job_counts, run_config, snakemake
+from tests.test_io_faults import COVERED as IO_FAULTS
+from tests.workflow import (
+    ROOT,
+    copy_workflow,
+    env,
+    files_under,
+    job_counts,
+    run_config,
+    run_script,
+    snakemake,
+)
 
 COVERED: set[str] = set()  # every case id a test below drives
 
@@ -43,26 +53,6 @@ def cases(table):
     """A parametrize table whose ids are case ids."""
     COVERED.update(p.id for p in table)
     return table
-
-
-# --- helpers --------------------------------------------------------------------------------
-
-
-def run_script(name, args, monkeypatch, capsys, cwd):
-    """The real script in this process: (exit code, stderr, stdout)."""
-    monkeypatch.chdir(cwd)
-    quiet = [] if name == "prepare_data.py" else ["--no-progress"]
-    monkeypatch.setattr(sys, "argv", [name, *map(str, args), *quiet])
-    with pytest.raises(SystemExit) as e:
-        runpy.run_path(str(ROOT / "scripts" / name), run_name="__main__")
-    captured = capsys.readouterr()
-    return e.value.code, captured.err, captured.out
-
-
-def files_under(path: Path) -> list[str]:
-    if not path.exists():
-        return []
-    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
 
 
 # --- inputs: configs, through `snakemake -n` -------------------------------------------------
@@ -867,5 +857,6 @@ def test_readme_lists_every_case():
     text = (ROOT / "README.md").read_text()
     section = text.split("## Reliability", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^- `([a-z0-9-]+)`", section, re.MULTILINE))
-    assert listed == COVERED, (sorted(COVERED - listed), sorted(listed - COVERED))
-    assert f"{len(COVERED)} cases" in section
+    driven = COVERED | IO_FAULTS
+    assert listed == driven, (sorted(driven - listed), sorted(listed - driven))
+    assert f"{len(driven)} cases" in section

@@ -2,10 +2,13 @@
 
 import os
 import re
+import runpy
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ("Snakefile", "rules", "config", "scripts", "report", "profiles", "envs")
@@ -55,3 +58,20 @@ def run_config(dest: Path, name: str, config: dict) -> tuple[Path, str]:
 def job_counts(output: str) -> dict[str, int]:
     """The 'Job stats' table of a (dry) run."""
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", output, re.MULTILINE)}
+
+
+def run_script(name, args, monkeypatch, capsys, cwd):
+    """The real script in this process: (exit code, stderr, stdout)."""
+    monkeypatch.chdir(cwd)
+    quiet = ["--no-progress"] if name in ("train.py", "train_joint.py", "inference.py") else []
+    monkeypatch.setattr(sys, "argv", [name, *map(str, args), *quiet])
+    with pytest.raises(SystemExit) as e:
+        runpy.run_path(str(ROOT / "scripts" / name), run_name="__main__")
+    captured = capsys.readouterr()
+    return e.value.code, captured.err, captured.out
+
+
+def files_under(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())

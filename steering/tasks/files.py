@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, DatasetDict
 
-from steering.io import atomic_path, write_json
+from steering.io import write_json
 from steering.provenance import git_commit, package_version
+from steering.storage import staged_dir, writing
 
 if TYPE_CHECKING:
     from steering.tasks.base import Task
@@ -105,11 +106,8 @@ def write_prepared(
 ) -> dict:
     """Write the carved splits as Parquet plus the manifest (written last, atomically)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     entries = {}
     for split in SPLITS:
-        with atomic_path(out_dir / f"{split}.parquet") as tmp:
-            splits[split].to_parquet(str(tmp))
         entries[split] = {"rows": len(splits[split]), "sha256": content_hash(splits[split])}
     manifest = {
         "dataset": task.name,
@@ -119,7 +117,12 @@ def write_prepared(
         "package_version": package_version(),
         "git_commit": git_commit(),
     }
-    write_json(out_dir / MANIFEST, manifest)
+    # all files or none: a full disk half-way leaves out_dir as it was
+    with staged_dir(out_dir, last=(MANIFEST,)) as stage:
+        for split in SPLITS:
+            with writing(stage / f"{split}.parquet"):
+                splits[split].to_parquet(str(stage / f"{split}.parquet"))
+        write_json(stage / MANIFEST, manifest)
     return manifest
 
 

@@ -1,0 +1,233 @@
+"""Where outputs go, and what happens when the file system says no.
+
+One place for the three things every writer needs:
+
+- ``probe(path)``: before any work, check that a directory can be created and written (a
+  probe file is written there and removed; directories the probe made are removed again), so a
+  read-only, full or misspelled output location stops a run in a millisecond, not after hours.
+- ``StorageError``: an ``OSError`` from a write (no space, quota, read-only, permission, I/O
+  error, a file where a directory should be) as one sentence naming the file, the errno's
+  meaning, the mount and what to do. ``steering.cli`` prints it as one ``error:`` line.
+- ``rescue(save, failed)``: when a finished training cannot write its checkpoint, write it
+  instead to a fallback directory (``$STEERING_RESCUE_DIR``, ``$TMPDIR``, ``/tmp``,
+  ``/var/tmp``, ``/dev/shm``, home), preferring one on another file system than the one that
+  failed, and say where it went.
+
+``staged_dir(target)`` writes a directory's files into a sibling staging directory and moves
+them into ``target`` only when all of them were written, so a save that fails half-way leaves
+the target as it was (absent, or the previous checkpoint whole).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+# errno -> (what it means, what to do); "{mount}" and "{dir}" are filled in.
+ADVICE = {
+    errno.ENOSPC: ("no space left on device", "free space on {mount} (df -h {mount})"),
+    errno.EDQUOT: ("disk quota exceeded", "free some of your quota on {mount}"),
+    errno.EROFS: ("read-only file system", "{mount} is mounted read-only"),
+    errno.EACCES: ("permission denied", "check the permissions of {dir} (ls -ld {dir})"),
+    errno.EPERM: ("operation not permitted", "check the permissions of {dir} (ls -ld {dir})"),
+    errno.EIO: ("input/output error", "the device failed: check the disk (dmesg), then rerun"),
+    errno.ENOTDIR: ("a part of the path is a file, not a directory", "remove or rename it"),
+    errno.EISDIR: ("it is a directory", "give a file path"),
+    errno.EFBIG: ("file too large", "check the file size limit (ulimit -f)"),
+    errno.ENAMETOOLONG: ("file name too long", "use a shorter path"),
+}
+# Messages of writers that do not set errno: safetensors ("... (os error 28)"), pyarrow.
+_ERRNO_IN_TEXT = re.compile(r"os error (\d+)|\[errno (\d+)\]|errno[ =:]+(\d+)", re.IGNORECASE)
+RESCUE_ENV = "STEERING_RESCUE_DIR"
+
+
+def errno_of(e: BaseException) -> int | None:
+    """The errno of an I/O failure, from the exception or its message; None if it has none."""
+    if isinstance(e, OSError) and e.errno:
+        return e.errno
+    m = _ERRNO_IN_TEXT.search(str(e))
+    return int(next(g for g in m.groups() if g)) if m else None
+
+
+def is_io_failure(e: BaseException) -> bool:
+    """Whether ``e`` is the file system refusing a write (not a bug, not bad input)."""
+    return errno_of(e) in ADVICE
+
+
+def existing_ancestor(path: Path) -> Path:
+    """The nearest part of ``path`` (itself included) that exists."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def mount_of(path: Path) -> Path:
+    """The mount point of the file system that holds (or would hold) ``path``."""
+    path = existing_ancestor(path)
+    while not os.path.ismount(path):
+        path = path.parent
+    return path
+
+
+class StorageError(OSError):
+    """A write the file system refused, told in one sentence (``str``); ``flag`` names the
+    option that puts the output elsewhere (``--output-dir``), for the advice."""
+
+    def __init__(self, path: Path | str, code: int | None, doing: str = "write", detail: str = ""):
+        super().__init__(code, ADVICE.get(code, ("I/O error", ""))[0], str(path))
+        self.path, self.code, self.doing, self.detail = Path(path), code, doing, detail
+        self.flag: str | None = None
+        self.after = ""  # what happened next (a rescued checkpoint, kept resume checkpoints)
+
+    def __str__(self) -> str:
+        meaning, todo = ADVICE.get(self.code, (os.strerror(self.code) if self.code else "", ""))
+        where = self.path if self.path.is_dir() else self.path.parent
+        mount = mount_of(self.path)
+        todo = todo.format(mount=mount, dir=existing_ancestor(where))
+        elsewhere = f"pass {self.flag} elsewhere" if self.flag else "write elsewhere"
+        todo = f"{todo}, or {elsewhere}" if todo else elsewhere
+        name = errno.errorcode.get(self.code, "") if self.code else ""
+        told = f"{meaning} ({name})" if name else meaning
+        detail = f" ({self.detail})" if self.detail else ""
+        return f"cannot {self.doing} {self.path}: {told}{detail}; {todo}{self.after}"
+
+    @classmethod
+    def of(cls, e: BaseException, path: Path | str, doing: str = "write") -> StorageError:
+        if isinstance(e, StorageError):
+            return e
+        failed = getattr(e, "filename", None) or path  # the very file, when the OS names it
+        return cls(failed, errno_of(e), doing)
+
+
+@contextlib.contextmanager
+def writing(path: Path | str, doing: str = "write") -> Iterator[None]:
+    """Turn a refused write inside the block into a ``StorageError`` naming ``path``."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as e:
+        if not is_io_failure(e):
+            raise
+        raise StorageError.of(e, path, doing) from e
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+def probe(path: Path | str, need_bytes: int = 0, what: str = "output directory") -> None:
+    """Check, before any work, that directory ``path`` can be made and written, with
+    ``need_bytes`` free; ``StorageError`` (``ValueError`` for a file in its place) otherwise.
+    Leaves nothing behind: the probe file and any directory it made are removed."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path} exists and is a file; pass another one")
+    base = existing_ancestor(path)
+    if not base.is_dir():
+        raise ValueError(f"{what} {path}: {base} is a file, not a directory; pass another one")
+    made: list[Path] = []
+    try:
+        for d in reversed([path, *path.parents]):
+            if not d.exists():
+                d.mkdir()
+                made.append(d)
+        probe_file = path / f".write-probe-{os.getpid()}"
+        try:
+            probe_file.write_bytes(b"probe")
+        finally:
+            probe_file.unlink(missing_ok=True)
+        free = shutil.disk_usage(path).free
+        if need_bytes > free:
+            detail = f"needs ~{human(need_bytes)}, {human(free)} free"
+            raise StorageError(path, errno.ENOSPC, f"write the {what}", detail)
+    except StorageError as e:
+        e.after = "; checked before any work: nothing was loaded"
+        raise
+    except OSError as e:
+        err = StorageError.of(e, path, f"write the {what}")
+        err.after = "; checked before any work: nothing was loaded"
+        raise err from e
+    finally:
+        for d in reversed(made):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+
+@contextlib.contextmanager
+def staged_dir(target: Path | str, last: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Yield an empty sibling directory of ``target`` to write; when the block succeeds its
+    entries replace ``target``'s entries of the same name (renames, no copies; the names in
+    ``last``, the files that mark the directory complete, go last); on error it is removed
+    and ``target`` stays as it was. Refused writes raise ``StorageError``."""
+    target = Path(target)
+    with writing(target.parent, "create"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.stage-", dir=target.parent))
+    try:
+        with writing(target):
+            try:
+                yield stage
+            except StorageError as e:  # name the file the user asked for, not the stage
+                failed, staged = Path(os.path.abspath(e.path)), Path(os.path.abspath(stage))
+                if failed.is_relative_to(staged):
+                    e.path = target / failed.relative_to(staged)
+                raise
+            target.mkdir(exist_ok=True)
+            rank = {name: i for i, name in enumerate(last)}
+            for entry in sorted(stage.iterdir(), key=lambda e: (rank.get(e.name, -1), e.name)):
+                dest = target / entry.name
+                if dest.is_dir() and not dest.is_symlink():
+                    shutil.rmtree(dest)  # a subdirectory (lora/, model/) is replaced whole
+                os.replace(entry, dest)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def rescue_candidates(failed: Path) -> list[Path]:
+    """Directories a rescued checkpoint may go to: the user's choice first, then temporary
+    and home directories; those on another file system than ``failed`` before those on it."""
+    named = [os.environ.get(RESCUE_ENV), os.environ.get("TMPDIR"), "/tmp", "/var/tmp"]
+    named += ["/dev/shm", str(Path.home())]
+    seen, out = set(), []
+    for d in named:
+        if d and (p := Path(d).resolve()) not in seen and p.is_dir():
+            seen.add(p)
+            out.append(p)
+    failed_dev = existing_ancestor(failed).stat().st_dev
+    chosen = [Path(os.environ[RESCUE_ENV]).resolve()] if os.environ.get(RESCUE_ENV) else []
+    others = [p for p in out if p not in chosen]
+    return [
+        *[p for p in chosen if p.is_dir()],
+        *[p for p in others if p.stat().st_dev != failed_dev],
+        *[p for p in others if p.stat().st_dev == failed_dev],
+    ]
+
+
+def rescue(save: Callable[[Path], None], failed: Path, name: str) -> Path | None:
+    """Call ``save(directory)`` on a new directory in the first rescue candidate that takes
+    it; the directory, or None when no candidate could hold it."""
+    for where in rescue_candidates(failed):
+        try:
+            d = Path(tempfile.mkdtemp(prefix=f"steering-rescue-{name}-", dir=where))
+        except OSError:
+            continue
+        try:
+            save(d)
+            return d
+        except Exception as e:
+            shutil.rmtree(d, ignore_errors=True)
+            if not is_io_failure(e):
+                raise
+    return None
