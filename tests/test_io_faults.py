@@ -4,7 +4,7 @@ meaning and what to do, exit 2, no traceback and no partial file; a read-only or
 stops the run before anything is loaded; a finished training whose checkpoint cannot be
 written is rescued whole and loads back to the same outputs.
 
-The case ids are listed in README.md's Reliability section with the others.
+The case ids are listed in docs/reliability.md with the others.
 """
 
 import json

@@ -1,7 +1,7 @@
 """Reliability and safety, case by case: bad input, faults and interruptions, each driven
 through the real scripts (in-process with runpy, or as subprocesses) or the real Snakemake
-pipeline. Every case has an id; README.md's "Reliability" section lists the same ids (a test
-below keeps the two in step), so the count there is the count here.
+pipeline. Every case has an id; docs/reliability.md lists the same ids (a test below keeps
+the two in step), so the count there is the count here.
 
 An expected error must print one ``error:`` line naming what and where, exit 2, show no
 traceback and leave no new file; a fault or interruption must never leave a file that a user
@@ -44,7 +44,7 @@ COVERED: set[str] = set()  # every case id a test below drives
 
 
 def case(*ids):
-    """Mark a test as driving these cases (each test's cases are listed in the README)."""
+    """Mark a test as driving these cases (each test's cases are listed in docs/reliability.md)."""
     COVERED.update(ids)
     return lambda f: f
 
@@ -852,9 +852,10 @@ def test_a_killed_evaluation_leaves_no_complete_looking_file(ws, tmp_path):
     assert not (out / "test.json").exists() and not (out / "test.metrics.json").exists()
 
 
-def test_readme_lists_every_case():
-    """README.md's Reliability section names exactly the cases driven here, with the count."""
-    text = (ROOT / "README.md").read_text()
+def test_docs_list_every_case():
+    """docs/reliability.md names exactly the cases driven here and in test_io_faults.py, with
+    the count."""
+    text = (ROOT / "docs" / "reliability.md").read_text()
     section = text.split("## Reliability", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^- `([a-z0-9-]+)`", section, re.MULTILINE))
     driven = COVERED | IO_FAULTS
