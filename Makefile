@@ -33,7 +33,13 @@ GPUS   ?= $(shell n=$$(nvidia-smi -L 2>/dev/null | wc -l); [ "$$n" -gt 0 ] && ec
 # Rules call `python scripts/...`: put the venv first on PATH so that is the venv's Python.
 run: venv
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --resources gpu=$(GPUS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --quiet all --report results/report.html
 	@cat results/tables/summary_test.md
+	@echo
+	@echo "tables:  results/tables/  (summary_<split>.md/.csv/.tex, selection.md, sweep_<split>.csv, long.csv)"
+	@echo "plots:   results/plots/   (accuracy_by_variant.png, accuracy_vs_share.png, sweep_<dataset>.png)"
+	@echo "report:  results/report.html  (all of it with captions; open it in a browser)"
+	@echo "runs:    results/runs/<model>/<dataset>/<variant>/seed<seed>/  (checkpoints, records, metrics)"
 
 test: venv lint
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest

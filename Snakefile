@@ -56,6 +56,14 @@ include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
 
 
+# The report opens with what ran (report/workflow.rst renders the config, and this: the
+# config files it came from). Set after the grid is built, so no job's arguments see it.
+report: "report/workflow.rst"
+
+
+config["_configfiles"] = [str(f) for f in workflow.overwrite_configfiles or ["config/config.yaml"]]
+
+
 rule all:
     input:
         rules.aggregate.output,

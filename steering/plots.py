@@ -3,7 +3,10 @@
 - ``plot_accuracy_by_variant``: a panel per dataset, a bar per variant and model (mean over
   seeds), each seed a dot.
 - ``plot_accuracy_vs_share``: mean accuracy over datasets and seeds against the share of
-  trainable parameters (log axis).
+  trainable parameters (log axis), a colour per model and a marker per variant.
+
+Titles name the split and the metric; legends sit outside the data, so nothing overlaps with
+one model or four.
 - ``plot_sweep``: for one dataset, a panel per swept variant: validation and test accuracy
   against the swept value (log axis for learning rates), the mean over seeds as a line, each
   seed a dot, the selected point (``steering/selection.py``) ringed.
@@ -35,15 +38,21 @@ def _pyplot():
 
 
 def plot_accuracy_by_variant(df: pd.DataFrame, path: str | Path, split: str = "test") -> None:
-    """A panel per dataset: mean accuracy per variant (a bar colour per model), seeds as dots."""
+    """A panel per dataset: mean accuracy per variant (a bar colour per model), seeds as dots;
+    the models' legend under the panels, where it covers no bar."""
     plt = _pyplot()
+    from matplotlib.patches import Patch
+
     part = df[df["split"] == split]
     datasets, variants, models = (sorted(part[c].unique()) for c in ("dataset", "variant", "model"))
+    panel_width = max(3.0, 0.32 * len(variants) * max(1, len(models)) ** 0.5 + 1.0)
+    ncols = min(3 if panel_width <= 5 else 2, max(1, len(datasets)))  # wide panels: 2 a row
+    nrows = math.ceil(len(datasets) / ncols)
     fig, axes = plt.subplots(
-        1, len(datasets), figsize=(3.2 * len(datasets) + 1, 3.6), squeeze=False
+        nrows, ncols, figsize=(panel_width * ncols + 0.6, 3.3 * nrows + 1.2), squeeze=False
     )
     width = 0.8 / max(1, len(models))
-    for ax, dataset in zip(axes[0], datasets, strict=True):
+    for ax, dataset in zip(axes.flat, datasets, strict=False):
         for k, model in enumerate(models):
             g = part[(part["dataset"] == dataset) & (part["model"] == model)]
             for i, variant in enumerate(variants):
@@ -51,46 +60,87 @@ def plot_accuracy_by_variant(df: pd.DataFrame, path: str | Path, split: str = "t
                 if not len(acc):
                     continue
                 x = i + (k - (len(models) - 1) / 2) * width
-                ax.bar(
-                    x, acc.mean(), width, color=f"C{k}", alpha=0.7, label=model if i == 0 else None
-                )
+                ax.bar(x, acc.mean(), width, color=f"C{k}", alpha=0.75)
                 ax.scatter([x] * len(acc), acc, color="black", s=8, zorder=3)
-        ax.set_title(dataset)
-        ax.set_xticks(range(len(variants)), variants, rotation=45, ha="right", fontsize=8)
+        ax.set_title(dataset, fontsize=10)
+        ax.set_xticks(range(len(variants)), variants, rotation=40, ha="right", fontsize=8)
         ax.set_ylim(0, 100)
-    axes[0][0].set_ylabel(f"{split} accuracy (%)")
-    axes[0][-1].legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
+        ax.set_ylabel("accuracy (%)", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(datasets) :]:
+        ax.axis("off")
+    handles = [Patch(color=f"C{k}", alpha=0.75, label=m) for k, m in enumerate(models)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(models)), fontsize=8)
+    fig.suptitle(
+        f"{split} accuracy (%) per dataset: bars the mean over seeds, dots each seed", fontsize=10
+    )
+    legend_rows = math.ceil(len(models) / 4)
+    fig.tight_layout(rect=(0, 0.03 + 0.3 * legend_rows / fig.get_figheight(), 1, 0.95))
     _save(fig, path)
 
 
 def plot_accuracy_vs_share(df: pd.DataFrame, path: str | Path, split: str = "test") -> None:
-    """Mean accuracy over datasets and seeds against the trainable share (log scale)."""
+    """Mean accuracy over datasets and seeds against the trainable share (log scale): a colour
+    per model, a marker per variant, both named in legends beside the axes (no labels on the
+    points, which would overlap where variants sit close)."""
     plt = _pyplot()
     import matplotlib.ticker
+    from matplotlib.lines import Line2D
 
     part = df[(df["split"] == split) & (df["trainable_share"] > 0)]
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    for k, (model, g) in enumerate(part.groupby("model")):
+    variants = sorted(part["variant"].unique())
+    models = sorted(part["model"].unique())
+    marker = {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(variants)}
+    fill = {v: "full" if i < len(MARKERS) else "none" for i, v in enumerate(variants)}
+    fig, ax = plt.subplots(figsize=(7.2, 4.0))
+    for k, model in enumerate(models):
+        g = part[part["model"] == model]
         points = g.groupby("variant").agg(
             share=("trainable_share", "max"), acc=("accuracy", "mean")
         )
-        ax.scatter(100 * points["share"], 100 * points["acc"], color=f"C{k}", label=model)
         for variant, p in points.iterrows():
-            ax.annotate(
-                variant,
-                (100 * p["share"], 100 * p["acc"]),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
+            ax.plot(
+                100 * p["share"],
+                100 * p["acc"],
+                linestyle="",
+                marker=marker[variant],
+                fillstyle=fill[variant],
+                color=f"C{k}",
+                markersize=8,
+                alpha=0.85,
             )
     ax.set_xscale("log")
-    ax.margins(x=0.25)
+    ax.margins(x=0.15, y=0.15)
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_xlabel("trainable parameters (% of the base model)")
+    ax.set_xlabel("trainable parameters (% of the base model, log scale)")
     ax.set_ylabel(f"mean {split} accuracy (%)")
-    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    ax.set_title(
+        f"{split} accuracy (mean over datasets and seeds) against trainable share", fontsize=10
+    )
+    by_variant = [
+        Line2D([], [], color="gray", linestyle="", marker=marker[v], fillstyle=fill[v], label=v)
+        for v in variants
+    ]
+    by_model = [Line2D([], [], color=f"C{k}", linewidth=6, label=m) for k, m in enumerate(models)]
+    first = ax.legend(
+        handles=by_variant,
+        title="variant",
+        fontsize=7,
+        title_fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+    )
+    ax.add_artist(first)
+    ax.legend(
+        handles=by_model,
+        title="model",
+        fontsize=7,
+        title_fontsize=8,
+        loc="lower left",
+        bbox_to_anchor=(1.02, 0.0),
+    )
     fig.tight_layout()
     _save(fig, path)
 

@@ -147,6 +147,10 @@ def test_report_is_self_contained_html(finished):
     html = (finished / "results/report.html").read_text()
     assert "accuracy_by_variant.png" in html and "summary_test.md" in html
     assert "sweep_BoolQ.png" in html and "selection.csv" in html
+    # it opens with what ran (report/workflow.rst, rendered from the config) and how to read it
+    assert "Post-block low-rank steering: a reproduction run" in html
+    assert "config/test.yaml" in html and "How to read it" in html
+    assert "swept over lr" in html and "BoolQ (synthetic)" in html
 
 
 def test_lint_is_clean(tmp_path):
