@@ -2,14 +2,13 @@
 
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
 from steering import plots, results
+from tests.workflow import ROOT, run_script
 
 ACC = {  # (model, dataset, variant, seed) -> test accuracy
     ("llama", "BoolQ", "silu", 0): 0.80,
@@ -165,28 +164,32 @@ def test_missing_model_variant_is_found(tmp_path):
     assert results.describe_missing(found, limit=2).startswith("8 run splits missing")
 
 
-def run_aggregate(tmp_path, paths, *flags):
-    return subprocess.run(
-        [sys.executable, "scripts/aggregate.py", "--metrics", *map(str, paths)]
-        + ["--out-dir", str(tmp_path / "tables"), "--plots-dir", str(tmp_path / "plots"), *flags],
-        cwd=Path(__file__).resolve().parent.parent,
-        capture_output=True,
-        text=True,
-    )
+def run_aggregate(tmp_path, paths, *flags, script):
+    """scripts/aggregate.py in this process (``script``: monkeypatch, capsys)."""
+    args = [
+        "--metrics",
+        *paths,
+        "--out-dir",
+        tmp_path / "tables",
+        "--plots-dir",
+        tmp_path / "plots",
+    ]
+    code, err, out = run_script("aggregate.py", [*args, *flags], *script, ROOT)
+    return SimpleNamespace(returncode=code, stderr=err, stdout=out)
 
 
-def test_aggregate_script_reports_missing_runs(tmp_path):
+def test_aggregate_script_reports_missing_runs(tmp_path, monkeypatch, capsys):
     acc = {k: v for k, v in ACC.items() if k != ("llama", "GSM8K", "silu", 1)}
-    paths = make_runs(tmp_path, acc)
-    strict = run_aggregate(tmp_path, paths, "--require-complete")
+    paths, script = make_runs(tmp_path, acc), (monkeypatch, capsys)
+    strict = run_aggregate(tmp_path, paths, "--require-complete", script=script)
     assert strict.returncode == 2 and not (tmp_path / "tables").exists()
     assert "error: 2 run splits missing from the grid: llama/GSM8K/silu/seed1" in strict.stderr
     assert "Traceback" not in strict.stderr
-    warned = run_aggregate(tmp_path, paths)
+    warned = run_aggregate(tmp_path, paths, script=script)
     assert warned.returncode == 0 and "warning: 2 run splits missing" in warned.stderr
     listed = pd.read_csv(tmp_path / "tables" / "missing.csv")
     assert sorted(listed["split"]) == ["test", "validation"] and set(listed["seed"]) == {1}
-    complete = run_aggregate(tmp_path, make_runs(tmp_path / "all"))
+    complete = run_aggregate(tmp_path, make_runs(tmp_path / "all"), script=script)
     assert complete.returncode == 0 and "warning" not in complete.stderr
     assert pd.read_csv(tmp_path / "tables" / "missing.csv").empty  # no stale list left
 

@@ -4,14 +4,13 @@ directly and through scripts/aggregate.py."""
 
 import json
 import math
-import subprocess
-import sys
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
 from steering import results, selection
-from tests.workflow import ROOT
+from tests.workflow import ROOT, run_script
 
 
 def long(rows):
@@ -184,21 +183,20 @@ def write_runs(root, test_of=lambda val: val - 0.1):
     return paths
 
 
-def aggregate(tmp_path, paths, *flags):
+def aggregate(tmp_path, paths, *flags, script=None):
+    """scripts/aggregate.py in this process (``script``: monkeypatch, capsys), asserting
+    success; (the output directory, its stdout and stderr)."""
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, "scripts/aggregate.py", "--metrics", *map(str, paths)]
-        + ["--out-dir", str(out / "tables"), "--plots-dir", str(out / "plots"), *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return out, proc
+    args = ["--metrics", *paths, "--out-dir", out / "tables", "--plots-dir", out / "plots"]
+    code, err, stdout = run_script("aggregate.py", [*args, *flags], *script, ROOT)
+    assert code == 0, err
+    return out, SimpleNamespace(stdout=stdout, stderr=err)
 
 
-def test_aggregate_writes_the_selection_and_summaries_of_the_selected_point(tmp_path):
-    out, proc = aggregate(tmp_path, write_runs(tmp_path / "a"))
+def test_aggregate_writes_the_selection_and_summaries_of_the_selected_point(
+    tmp_path, monkeypatch, capsys
+):
+    out, proc = aggregate(tmp_path, write_runs(tmp_path / "a"), script=(monkeypatch, capsys))
     sel = pd.read_csv(out / "tables/selection.csv", keep_default_na=False)
     assert list(sel.columns) == selection.SELECTION_COLUMNS
     silu = sel.set_index("variant").loc["silu"]
@@ -224,11 +222,13 @@ def test_aggregate_writes_the_selection_and_summaries_of_the_selected_point(tmp_
     assert "| m | BoolQ | silu | lr=0.002 | 59.0 ± 1.4 | 49.0 ± 1.4 | 2 | 3 |" in md
 
 
-def test_test_numbers_never_change_the_choice(tmp_path):
+def test_test_numbers_never_change_the_choice(tmp_path, monkeypatch, capsys):
     """Rewrite every test metric (reversed ranking, then random): selection.csv's choice
     stays, only its test columns move."""
-    first, _ = aggregate(tmp_path / "one", write_runs(tmp_path / "a"))
-    second, _ = aggregate(tmp_path / "two", write_runs(tmp_path / "b", lambda val: 1 - val))
+    script = (monkeypatch, capsys)
+    first, _ = aggregate(tmp_path / "one", write_runs(tmp_path / "a"), script=script)
+    flipped = write_runs(tmp_path / "b", lambda val: 1 - val)
+    second, _ = aggregate(tmp_path / "two", flipped, script=script)
     a = pd.read_csv(first / "tables/selection.csv", keep_default_na=False)
     b = pd.read_csv(second / "tables/selection.csv", keep_default_na=False)
     keep = ["model", "dataset", "variant", "point", "val_mean", "val_std", "seeds", "points"]
@@ -236,10 +236,11 @@ def test_test_numbers_never_change_the_choice(tmp_path):
     assert not a["test_mean"].equals(b["test_mean"])
 
 
-def test_a_point_missing_a_seed_is_named_and_left_out(tmp_path):
+def test_a_point_missing_a_seed_is_named_and_left_out(tmp_path, monkeypatch, capsys):
     paths = write_runs(tmp_path / "a")
     gone = [p for p in paths if "lr=0.002/seed1/validation" in str(p)]
-    out, proc = aggregate(tmp_path, [p for p in paths if p not in gone])
+    kept = [p for p in paths if p not in gone]
+    out, proc = aggregate(tmp_path, kept, script=(monkeypatch, capsys))
     assert "warning: m/BoolQ/silu@lr=0.002 lacks validation for seed(s) 1" in proc.stderr
     sel = pd.read_csv(out / "tables/selection.csv").set_index("variant")
     assert sel.loc["silu", "point"] == "lr=0.005" and sel.loc["silu", "points"] == 2
@@ -248,12 +249,7 @@ def test_a_point_missing_a_seed_is_named_and_left_out(tmp_path):
     assert list(missing[["point", "seed", "split"]].itertuples(index=False, name=None)) == [
         ("lr=0.002", 1, "validation")
     ]
-    strict = subprocess.run(
-        [sys.executable, "scripts/aggregate.py", "--metrics", *map(str, paths[:-1])]
-        + ["--out-dir", str(tmp_path / "strict"), "--require-complete"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert strict.returncode == 2 and "run splits missing" in strict.stderr
+    args = ["--metrics", *paths[:-1], "--out-dir", tmp_path / "strict", "--require-complete"]
+    code, err, _ = run_script("aggregate.py", args, monkeypatch, capsys, ROOT)
+    assert code == 2 and "run splits missing" in err
     assert not (tmp_path / "strict").exists()
