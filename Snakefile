@@ -61,7 +61,7 @@ include: "rules/aggregate.smk"
 report: "report/workflow.rst"
 
 
-config["_configfiles"] = [str(f) for f in workflow.overwrite_configfiles or ["config/config.yaml"]]
+config["_configfiles"] = pipeline.config_names(workflow.overwrite_configfiles)
 
 
 rule all:

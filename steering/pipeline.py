@@ -36,6 +36,19 @@ class Run:
         return run_dir(self.model, self.dataset, self.variant, self.seed)
 
 
+def config_names(files) -> list[str]:
+    """The config files a run was given (the embedded default when none), as the user
+    would write them: relative to the working directory when inside it."""
+    import os
+
+    names = [str(f) for f in files] or ["config/config.yaml"]
+    here = os.getcwd()
+    return [
+        os.path.relpath(f, here) if os.path.abspath(f).startswith(here + os.sep) else f
+        for f in names
+    ]
+
+
 def run_dir(model: str, dataset: str, variant: str, seed: int | str) -> str:
     return f"{RESULTS}/runs/{model}/{dataset}/{variant}/seed{seed}"
 

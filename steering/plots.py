@@ -37,7 +37,7 @@ def _pyplot():
     return plt
 
 
-def plot_accuracy_by_variant(df: pd.DataFrame, path: str | Path, split: str = "test") -> None:
+def plot_accuracy_by_variant(df: pd.DataFrame, path: str | Path, split: str = "test"):
     """A panel per dataset: mean accuracy per variant (a bar colour per model), seeds as dots;
     the models' legend under the panels, where it covers no bar."""
     plt = _pyplot()
@@ -76,10 +76,10 @@ def plot_accuracy_by_variant(df: pd.DataFrame, path: str | Path, split: str = "t
     )
     legend_rows = math.ceil(len(models) / 4)
     fig.tight_layout(rect=(0, 0.03 + 0.3 * legend_rows / fig.get_figheight(), 1, 0.95))
-    _save(fig, path)
+    return _save(fig, path)
 
 
-def plot_accuracy_vs_share(df: pd.DataFrame, path: str | Path, split: str = "test") -> None:
+def plot_accuracy_vs_share(df: pd.DataFrame, path: str | Path, split: str = "test"):
     """Mean accuracy over datasets and seeds against the trainable share (log scale): a colour
     per model, a marker per variant, both named in legends beside the axes (no labels on the
     points, which would overlap where variants sit close)."""
@@ -117,7 +117,9 @@ def plot_accuracy_vs_share(df: pd.DataFrame, path: str | Path, split: str = "tes
     ax.set_ylabel(f"mean {split} accuracy (%)")
     ax.grid(alpha=0.3)
     ax.set_title(
-        f"{split} accuracy (mean over datasets and seeds) against trainable share", fontsize=10
+        f"{split} accuracy (mean over datasets and seeds) against trainable share",
+        fontsize=10,
+        pad=12,
     )
     by_variant = [
         Line2D([], [], color="gray", linestyle="", marker=marker[v], fillstyle=fill[v], label=v)
@@ -142,10 +144,26 @@ def plot_accuracy_vs_share(df: pd.DataFrame, path: str | Path, split: str = "tes
         bbox_to_anchor=(1.02, 0.0),
     )
     fig.tight_layout()
-    _save(fig, path)
+    return _save(fig, path)
 
 
-def _save(fig, path: str | Path) -> None:
+def _accuracy_limits(acc: pd.Series, margin: float = 5.0, span: float = 20.0):
+    """Y limits around accuracies in %: at least ``span`` wide, inside [0, 100] (a flat line
+    at 0 shows as 0 to 20, not as -0.04 to 0.04)."""
+    lo, hi = float(acc.min()) - margin, float(acc.max()) + margin
+    if hi - lo < span:
+        mid = (lo + hi) / 2
+        lo, hi = mid - span / 2, mid + span / 2
+    if lo < 0:
+        lo, hi = 0.0, hi - lo
+    if hi > 100:
+        lo, hi = max(0.0, lo - (hi - 100)), 100.0
+    return lo, hi
+
+
+def _save(fig, path: str | Path):
+    """Write ``fig`` as a PNG at ``path`` (atomically) and close it; the figure, drawn, for
+    callers that inspect it (the tests: no two labels overlap)."""
     import matplotlib.pyplot as plt
 
     from steering.io import atomic_path
@@ -153,6 +171,7 @@ def _save(fig, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
+    return fig
 
 
 def _x_key(settings: list[dict]) -> str:
@@ -171,7 +190,7 @@ def _is_rate(key: str) -> bool:
     return key == "lr" or key.endswith("_lr")
 
 
-def plot_sweep(df: pd.DataFrame, table: pd.DataFrame, dataset: str, path: str | Path) -> None:
+def plot_sweep(df: pd.DataFrame, table: pd.DataFrame, dataset: str, path: str | Path):
     """Validation and test accuracy against the swept value on ``dataset``: a panel per swept
     variant, a colour per model, the mean over seeds as a line (validation solid, test
     dashed), every seed a dot, the selected point ringed. Settings other than the x axis's
@@ -184,7 +203,7 @@ def plot_sweep(df: pd.DataFrame, table: pd.DataFrame, dataset: str, path: str | 
         fig, ax = plt.subplots(figsize=(5, 1.6))
         ax.axis("off")
         ax.text(0.5, 0.5, f"{dataset}: no variant sweeps a setting", ha="center", va="center")
-        _save(fig, path)
+        return _save(fig, path)
         return
     ncols = min(3, len(variants))
     nrows = math.ceil(len(variants) / ncols)
@@ -259,6 +278,7 @@ def plot_sweep(df: pd.DataFrame, table: pd.DataFrame, dataset: str, path: str | 
             ax.legend(marks, series, fontsize=6, loc="best", framealpha=0.6)
         ax.set_xlabel(key)
         ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(*_accuracy_limits(100 * g["accuracy"]))
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(variants) :]:
         ax.axis("off")
@@ -283,8 +303,10 @@ def plot_sweep(df: pd.DataFrame, table: pd.DataFrame, dataset: str, path: str | 
     columns = min(len(handles), 3 if ncols == 1 else 8)
     fig.legend(handles=handles, loc="lower center", ncol=columns, fontsize=8, frameon=False)
     fig.suptitle(
-        f"{dataset}: accuracy over each sweep (lines: mean over seeds, dots: seeds)", fontsize=10
+        f"{dataset}: validation and test accuracy (%) over each sweep "
+        "(lines: mean over seeds, dots: seeds)",
+        fontsize=10,
     )
     legend_rows = math.ceil(len(handles) / columns)
     fig.tight_layout(rect=(0, 0.04 + 0.045 * legend_rows * 3.3 / fig.get_figheight(), 1, 0.94))
-    _save(fig, path)
+    return _save(fig, path)

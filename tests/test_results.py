@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from steering import plots, results
+from steering.tasks import TASKS
 from tests.workflow import ROOT, run_script
 
 ACC = {  # (model, dataset, variant, seed) -> test accuracy
@@ -137,6 +138,74 @@ def test_plots_are_png(tmp_path):
     plots.plot_accuracy_vs_share(df, tmp_path / "b.png")
     for name in ("a.png", "b.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def grid_of(models: int, variants: int) -> pd.DataFrame:
+    """A long table of ``models`` x ``variants`` x six tasks x two seeds, test split."""
+    rows = []
+    for m in range(models):
+        for v in range(variants):
+            for d, dataset in enumerate(TASKS):
+                for seed in (0, 1):
+                    acc = 0.3 + 0.6 * ((7 * m + 3 * v + d + seed) % 11) / 10
+                    share = 0.0 if v == 0 else 10.0 ** (-4 + v % 5) / 100
+                    rows.append(
+                        {"model": f"model-{m}-of-a-long-name", "dataset": dataset, "seed": seed}
+                        | {"variant": f"variant_{v}", "point": "", "split": "test"}
+                        | {"accuracy": acc, "trainable_share": share}
+                    )
+    return pd.DataFrame(rows)
+
+
+def overlapping_texts(fig) -> list[tuple[str, str]]:
+    """Pairs of visible, non-empty texts of ``fig`` whose drawn boxes overlap."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    renderer = FigureCanvasAgg(fig).get_renderer()  # the closed figure, drawn again
+    fig.draw(renderer)
+    hidden = set()  # tick labels outside the view limits exist but are never drawn
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            hidden |= {
+                id(label)
+                for tick in axis.get_major_ticks() + axis.get_minor_ticks()
+                if not lo <= tick.get_loc() <= hi
+                for label in (tick.label1, tick.label2)
+            }
+    texts = [
+        t
+        for t in fig.findobj(Text)
+        if t.get_visible() and t.get_text().strip() and id(t) not in hidden
+    ]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+    return [
+        (a, b)
+        for i, (a, box) in enumerate(boxes)
+        for b, other in boxes[i + 1 :]
+        if box.overlaps(other)
+    ]
+
+
+@pytest.mark.parametrize("models, variants", [(1, 4), (4, 9)])
+def test_plots_are_readable_with_one_model_or_four(tmp_path, models, variants):
+    """No label on top of another, titles that name the split and the metric."""
+    df = grid_of(models, variants)
+    by_variant = plots.plot_accuracy_by_variant(df, tmp_path / "a.png")
+    vs_share = plots.plot_accuracy_vs_share(df, tmp_path / "b.png")
+    for fig in (by_variant, vs_share):
+        assert overlapping_texts(fig) == []
+        title = " ".join(t.get_text() for t in fig.findobj() if hasattr(t, "get_text"))
+        assert "test accuracy" in title
+
+
+@pytest.mark.parametrize(
+    "values, limits",
+    [([0, 0], (0, 20)), ([50, 52], (41, 61)), ([98, 100], (80, 100)), ([10, 90], (5, 95))],
+)
+def test_accuracy_axes_stay_within_0_and_100(values, limits):
+    assert plots._accuracy_limits(pd.Series(values, dtype=float)) == limits
 
 
 @pytest.mark.parametrize(
