@@ -126,23 +126,19 @@ def plot_accuracy_vs_share(df: pd.DataFrame, path: str | Path, split: str = "tes
         for v in variants
     ]
     by_model = [Line2D([], [], color=f"C{k}", linewidth=6, label=m) for k, m in enumerate(models)]
-    first = ax.legend(
-        handles=by_variant,
-        title="variant",
-        fontsize=7,
-        title_fontsize=8,
-        loc="upper left",
-        bbox_to_anchor=(1.02, 1.0),
-    )
-    ax.add_artist(first)
-    ax.legend(
-        handles=by_model,
-        title="model",
-        fontsize=7,
-        title_fontsize=8,
-        loc="lower left",
-        bbox_to_anchor=(1.02, 0.0),
-    )
+    for handles, title, loc, y in (
+        (by_variant, "variant", "upper left", 1.0),
+        (by_model, "model", "lower left", 0.0),
+    ):
+        legend = ax.legend(
+            handles=handles,
+            title=title,
+            fontsize=7,
+            title_fontsize=8,
+            loc=loc,
+            bbox_to_anchor=(1.02, y),
+        )
+        ax.add_artist(legend)  # a second legend() call would replace the first
     fig.tight_layout()
     return _save(fig, path)
 
