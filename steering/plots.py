@@ -126,11 +126,11 @@ def plot_accuracy_vs_share(df: pd.DataFrame, path: str | Path, split: str = "tes
         for v in variants
     ]
     by_model = [Line2D([], [], color=f"C{k}", linewidth=6, label=m) for k, m in enumerate(models)]
-    for handles, title, loc, y in (
-        (by_variant, "variant", "upper left", 1.0),
-        (by_model, "model", "lower left", 0.0),
-    ):
-        legend = ax.legend(
+    legends = ((by_variant, "variant", "upper left", 1.0), (by_model, "model", "lower left", 0.0))
+    for i, (handles, title, loc, y) in enumerate(legends):
+        if i:  # keep the one before: each legend() call replaces the axes' legend
+            ax.add_artist(ax.get_legend())
+        ax.legend(
             handles=handles,
             title=title,
             fontsize=7,
@@ -138,7 +138,6 @@ def plot_accuracy_vs_share(df: pd.DataFrame, path: str | Path, split: str = "tes
             loc=loc,
             bbox_to_anchor=(1.02, y),
         )
-        ax.add_artist(legend)  # a second legend() call would replace the first
     fig.tight_layout()
     return _save(fig, path)
 
