@@ -78,6 +78,18 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def add_shape_arguments(
+    parser, shape: str = "llama-100m", dtype: str | None = "float32", batch: int = 4
+) -> None:
+    """--shape, --dtype (unless None: the benchmark sets dtypes itself), --batch, --seq-len:
+    the training batch every training benchmark takes."""
+    parser.add_argument("--shape", default=shape, choices=list(SHAPES))
+    if dtype is not None:
+        parser.add_argument("--dtype", default=dtype, choices=list(DTYPES))
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--seq-len", type=int, default=256)
+
+
 def add_common_arguments(parser, repeats: int | None) -> None:
     """--repeats (unless None), --device and --out, the same in every benchmark."""
     if repeats is not None:

@@ -26,10 +26,7 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--shape", default="llama-100m", choices=list(harness.SHAPES))
-    p.add_argument("--dtype", default="float32", choices=list(harness.DTYPES))
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--seq-len", type=int, default=256)
+    harness.add_shape_arguments(p)
     p.add_argument("--rank", type=int, default=8)
     harness.add_common_arguments(p, repeats=7)
     a = p.parse_args()

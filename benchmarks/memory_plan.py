@@ -87,10 +87,7 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--shape", default="llama-100m", choices=list(harness.SHAPES))
-    p.add_argument("--dtype", default="float32", choices=list(harness.DTYPES))
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--seq-len", type=int, default=256)
+    harness.add_shape_arguments(p)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--one", choices=list(METHODS), help=argparse.SUPPRESS)  # a child process

@@ -62,10 +62,7 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--shape", default="llama-3.1-8b", choices=list(harness.SHAPES))
-    p.add_argument("--dtype", default="bfloat16", choices=list(harness.DTYPES))
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--seq-len", type=int, default=256)
+    harness.add_shape_arguments(p, "llama-3.1-8b", "bfloat16", batch=8)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--rank", type=int, default=8)
     harness.add_common_arguments(p, repeats=None)
