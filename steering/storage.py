@@ -120,11 +120,11 @@ def writing(path: Path | str, doing: str = "write") -> Iterator[None]:
 
 
 def human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    raise AssertionError
+    return f"{n:.1f} TiB"
 
 
 def probe(path: Path | str, need_bytes: int = 0, what: str = "output directory") -> None:
@@ -196,23 +196,15 @@ def staged_dir(target: Path | str, last: tuple[str, ...] = ()) -> Iterator[Path]
 
 
 def rescue_candidates(failed: Path) -> list[Path]:
-    """Directories a rescued checkpoint may go to: the user's choice first, then temporary
-    and home directories; those on another file system than ``failed`` before those on it."""
-    named = [os.environ.get(RESCUE_ENV), os.environ.get("TMPDIR"), "/tmp", "/var/tmp"]
-    named += ["/dev/shm", str(Path.home())]
-    seen, out = set(), []
-    for d in named:
-        if d and (p := Path(d).resolve()) not in seen and p.is_dir():
-            seen.add(p)
-            out.append(p)
+    """Directories a rescued checkpoint may go to: ``$STEERING_RESCUE_DIR`` first, then the
+    temporary and home directories, those on another file system than ``failed`` first."""
+    chosen = os.environ.get(RESCUE_ENV)
+    named = [os.environ.get("TMPDIR"), "/tmp", "/var/tmp", "/dev/shm", str(Path.home())]
+    found = dict.fromkeys(Path(d).resolve() for d in [chosen, *named] if d and Path(d).is_dir())
+    first = [p for p in found if chosen and p == Path(chosen).resolve()]
+    rest = [p for p in found if p not in first]
     failed_dev = existing_ancestor(failed).stat().st_dev
-    chosen = [Path(os.environ[RESCUE_ENV]).resolve()] if os.environ.get(RESCUE_ENV) else []
-    others = [p for p in out if p not in chosen]
-    return [
-        *[p for p in chosen if p.is_dir()],
-        *[p for p in others if p.stat().st_dev != failed_dev],
-        *[p for p in others if p.stat().st_dev == failed_dev],
-    ]
+    return first + sorted(rest, key=lambda p: p.stat().st_dev == failed_dev)  # stable sort
 
 
 def rescue(save: Callable[[Path], None], failed: Path, name: str) -> Path | None:
