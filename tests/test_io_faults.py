@@ -16,21 +16,11 @@ from safetensors.torch import load_file
 from steering.tasks import get_task
 from steering.tasks.files import write_prepared
 from steering.tiny import save_tiny_model
+from tests.cases import case, cases
 from tests.mounts import full_tmpfs, read_only_dir
 from tests.workflow import files_under, run_script
 
-COVERED: set[str] = set()
 TRAIN = ["--max-train-samples", "16", "--seed", "3"]
-
-
-def cases(table):
-    COVERED.update(p.id for p in table)
-    return table
-
-
-def case(*ids):
-    COVERED.update(ids)
-    return lambda f: f
 
 
 @pytest.fixture(scope="module")

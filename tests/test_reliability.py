@@ -24,11 +24,12 @@ import pytest
 import torch
 import yaml
 
+import tests.test_io_faults  # noqa: F401  (its cases register in tests.cases)
 from steering.tasks import TASKS, get_task
 from steering.tasks.files import write_prepared
 from steering.tiny import save_tiny_model
+from tests.cases import COVERED, case, cases
 from tests.conftest import official_state
-from tests.test_io_faults import COVERED as IO_FAULTS
 from tests.workflow import (
     ROOT,
     copy_workflow,
@@ -39,21 +40,6 @@ from tests.workflow import (
     run_script,
     snakemake,
 )
-
-COVERED: set[str] = set()  # every case id a test below drives
-
-
-def case(*ids):
-    """Mark a test as driving these cases (each test's cases are listed in docs/reliability.md)."""
-    COVERED.update(ids)
-    return lambda f: f
-
-
-def cases(table):
-    """A parametrize table whose ids are case ids."""
-    COVERED.update(p.id for p in table)
-    return table
-
 
 # --- inputs: configs, through `snakemake -n` -------------------------------------------------
 
@@ -858,6 +844,5 @@ def test_docs_list_every_case():
     text = (ROOT / "docs" / "reliability.md").read_text()
     section = text.split("## Reliability", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^- `([a-z0-9-]+)`", section, re.MULTILINE))
-    driven = COVERED | IO_FAULTS
-    assert listed == driven, (sorted(driven - listed), sorted(listed - driven))
-    assert f"{len(driven)} cases" in section
+    assert listed == COVERED, (sorted(COVERED - listed), sorted(listed - COVERED))
+    assert f"{len(COVERED)} cases" in section
