@@ -98,6 +98,7 @@ SHARED_TRAIN_FLAGS = (
     "keep_checkpoints",
     "single_bos",
     "sharding",
+    "length_grouping",
 )
 
 
@@ -124,6 +125,16 @@ def add_sharding_flag(p: argparse.ArgumentParser) -> None:
         help="fsdp: shard weights, gradients and optimizer states over torchrun's processes "
         "(full fine-tuning of models one GPU cannot hold)",
     )
+
+
+LENGTH_GROUPING_HELP = (
+    "batches of rows of similar length (little padding, ~1.5x faster on real data) instead of "
+    "the official code's random batches; not the paper's batch order (docs/decisions.md)"
+)
+
+
+def add_length_grouping_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--length-grouping", action="store_true", help=LENGTH_GROUPING_HELP)
 
 
 def add_precision_flags(p: argparse.ArgumentParser) -> None:

@@ -199,6 +199,7 @@ TRAINING_KEYS = (
     "max_eval_samples",
     "device",
     "save_steps",
+    "length_grouping",
 )
 
 
@@ -253,6 +254,8 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
         f"{run}/train_log.jsonl",
     ]
     args += _flags(s, ("lr", "warmup_ratio", "weight_decay", "epochs", "bs", "max_train_samples"))
+    if s.get("length_grouping"):  # only when asked: the official order's runs keep their params
+        args.append("--length-grouping")
     # Interrupted jobs resume from here: not an output, so Snakemake keeps it after a failure.
     args += ["--resume-dir", f"{run}/resume", "--save-steps", str(s.get("save_steps", 100))]
     method = method_of(config, variant)

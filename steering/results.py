@@ -42,6 +42,7 @@ LONG_COLUMNS = [
     "trainable_share",
     "train_time_s",
     "eval_tokens_per_s",
+    "batch_order",
     "protocol_version",
     "git_commit",
 ]
@@ -91,6 +92,7 @@ def long_table(metrics_paths) -> pd.DataFrame:
                 "trainable_share": training.get("trainable_share", 0.0),
                 "train_time_s": training.get("train_runtime_s"),
                 "eval_tokens_per_s": metrics.get("tokens_per_s"),
+                "batch_order": batch_order(training),
                 "protocol_version": prov.get("protocol_version"),
                 "git_commit": prov.get("git_commit"),
             }
@@ -101,6 +103,15 @@ def long_table(metrics_paths) -> pd.DataFrame:
 
 
 RUN_KEY = ["model", "dataset", "variant", "point", "seed", "split"]
+GROUPED = "length-grouped"
+
+
+def batch_order(training: dict) -> str | None:
+    """How a run's batches were drawn: ``official`` or ``length-grouped`` (runs from before
+    the setting existed were length-grouped); None for an untrained model."""
+    if not training:
+        return None
+    return training.get("batch_order", GROUPED)
 
 
 def missing_runs(df: pd.DataFrame) -> pd.DataFrame:
@@ -179,6 +190,7 @@ def summary_table(
             "variant": variant,
             "seeds": g["seed"].nunique(),
             "trainable_share": float(g["trainable_share"].max()),
+            "length_grouped": "batch_order" in g and bool((g["batch_order"] == GROUPED).any()),
         }
         paper_model = refs.get("models", {}).get(model)
         paper_method = refs.get("variants", {}).get(variant)
@@ -206,7 +218,7 @@ def _cell(mean: float, std: float | None, pm: str) -> str:
     return f"{mean:.1f}" if std is None or math.isnan(std) else f"{mean:.1f} {pm} {std:.1f}"
 
 
-def _display(summary: pd.DataFrame, pm: str) -> tuple[list[str], list[list[str]]]:
+def _display(summary: pd.DataFrame, pm: str, mark: str = "†") -> tuple[list[str], list[list[str]]]:
     datasets = [c for c in summary.columns if f"{c} std" in summary.columns and c != "Average"]
     with_paper = [d for d in [*datasets, "Average"] if summary[f"{d} paper"].notna().any()]
     header = ["model", "variant", "params %"]
@@ -216,7 +228,8 @@ def _display(summary: pd.DataFrame, pm: str) -> tuple[list[str], list[list[str]]
             header.append(f"{d} (paper)")
     body = []
     for r in summary.to_dict("records"):
-        line = [r["model"], r["variant"], f"{100 * r['trainable_share']:.3g}"]
+        variant = r["variant"] + (f" {mark}" if r.get("length_grouped") else "")
+        line = [r["model"], variant, f"{100 * r['trainable_share']:.3g}"]
         for d in [*datasets, "Average"]:
             line.append(_cell(r[d], r[f"{d} std"], pm))
             if d in with_paper:
@@ -234,7 +247,17 @@ def to_markdown(summary: pd.DataFrame) -> str:
     header, body = _display(summary, "±")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + order_note(summary)
+
+
+def order_note(summary: pd.DataFrame) -> str:
+    """The footnote of rows marked † (some run trained on length-grouped batches)."""
+    if "length_grouped" not in summary or not summary["length_grouped"].any():
+        return ""
+    return (
+        "\n† trained on length-grouped batches (`length_grouping`), not the paper's random "
+        "batch order: faster, but not directly comparable with the paper.\n"
+    )
 
 
 def selection_markdown(selection) -> str:
@@ -267,7 +290,7 @@ def selection_note(table: pd.DataFrame) -> str:
 
 
 def to_latex(summary: pd.DataFrame) -> str:
-    header, body = _display(summary, "$\\pm$")
+    header, body = _display(summary, "$\\pm$", mark="\\textsuperscript{\\dag}")
 
     def esc(text: str) -> str:
         return re.sub(r"([_%&#])", r"\\\1", text)

@@ -1,6 +1,6 @@
 """The HF Trainer as the protocol runs it: TrainingArguments across transformers versions,
-the length-grouped order over the global batch, and the stops at a non-finite loss or
-gradient."""
+the official batch order (or length-grouped batches on request, ``steering/sampling.py``), and
+the stops at a non-finite loss or gradient."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from steering import resume
 from steering.loader import model_short_name, pick_device
 from steering.methods import get_method
-from steering.sampling import EpochSeededLengthGroupedSampler
+from steering.sampling import TrainingOrder
 from steering.tasks import get_task
 
 
@@ -96,14 +96,21 @@ def training_arguments(
 
 
 class SteeringTrainer(Trainer):
+    """``length_grouping``: batches of similar length instead of the official random order."""
+
+    def __init__(self, *args, length_grouping: bool = False, **kwargs) -> None:
+        self.length_grouping = length_grouping
+        super().__init__(*args, **kwargs)
+
     def _get_train_sampler(self, train_dataset=None):
-        """Length-grouped, seeded per epoch, over the global batch (steering/sampling.py)."""
+        """The official order, or length-grouped over the global batch (steering/sampling.py)."""
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         a = self.args
-        return EpochSeededLengthGroupedSampler(
-            a.per_device_train_batch_size * a.world_size * a.gradient_accumulation_steps,
-            lengths=dataset["length"],
+        return TrainingOrder(
+            dataset["length"],
             seed=a.data_seed if a.data_seed is not None else a.seed,
+            window=a.per_device_train_batch_size * a.world_size * a.gradient_accumulation_steps,
+            grouped=self.length_grouping,
         )
 
     def compute_loss(self, model, inputs, return_outputs=False, **kwargs):

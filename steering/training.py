@@ -3,7 +3,7 @@
 ``train(settings)`` loads the task data and the base model once, builds the method's model
 (``steering.methods``: post-block steering by default), trains it with the HF Trainer
 (``steering/trainer.py``: lr 9e-4, linear schedule, warmup 0.03, weight decay 0, batch 8 x
-accumulation 2, per-dataset epochs, group-by-length batches, seed 42 unless told otherwise),
+accumulation 2, per-dataset epochs, the official batch order, seed 42 unless told otherwise),
 saves the method's checkpoint and, with ``do_eval``, evaluates validation and test in the
 same process.
 """
@@ -76,6 +76,7 @@ class TrainSettings:
     keep_checkpoints: bool = False  # keep the resume checkpoints after a successful run
     single_bos: bool = False  # chat path: drop the template's BOS the tokenizer doubles
     sharding: str = "none"  # or "fsdp": weights, grads, optimizer sharded over the processes
+    length_grouping: bool = False  # batches of similar length, not the official random order
 
     def __post_init__(self) -> None:
         checks = [
@@ -212,6 +213,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
             ),
             train_dataset=features,
             data_collator=Collator(tokenizer.pad_token_id),
+            length_grouping=s.length_grouping,
             **extras,
         )
         result = trainer.train(resume_from_checkpoint=str(start) if start else None)
@@ -229,6 +231,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
         "trainable_share": share,
         "epochs": epochs,
         "train_examples": len(train_split),
+        "batch_order": "length-grouped" if s.length_grouping else "official",
         "data": {**data_stats, "chat_template": chat, "single_bos": s.single_bos},
         "memory_estimate": dataclasses.asdict(plan) if plan else None,
         "optimizer_steps": trainer.state.global_step,

@@ -124,3 +124,30 @@ def test_gpu_acceptance_names_only_scripts_and_tests_that_exist():
         assert path in script and (ROOT / path).is_file(), path
     syntax = subprocess.run(["bash", "-n", str(ROOT / "benchmarks/gpu_acceptance.sh")])
     assert syntax.returncode == 0
+
+
+def test_batch_order(tmp_path):
+    from steering.tiny import save_tiny_model
+
+    save_tiny_model(tmp_path / "m", "llama", hidden_size=32, num_layers=2)
+    data = str(ROOT / "tests" / "data" / "real" / "ARC_Challenge")
+    r = bench(
+        "batch_order",
+        tmp_path,
+        "--model",
+        str(tmp_path / "m"),
+        "--data-dir",
+        data,
+        "--rows",
+        "16",
+        "--bs",
+        "4",
+    )
+    rows = {row["layout"]: row for row in r["rows"]}
+    assert list(rows) == ["official_fixed", "official", "grouped"]
+    fixed, official, grouped = rows.values()
+    assert fixed["split_tokens_fed"] == r["split_rows"] * r["max_length"]
+    # padding per batch never feeds more than the fixed layout; grouping never more than random
+    assert r["split_real_tokens"] <= grouped["split_tokens_fed"] <= official["split_tokens_fed"]
+    assert official["split_tokens_fed"] < fixed["split_tokens_fed"]
+    assert all(row["epoch_rows"] == 16 and row["epoch_s"] > 0 for row in rows.values())

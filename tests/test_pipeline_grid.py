@@ -336,3 +336,16 @@ def test_fsdp_reaches_the_methods_that_shard_and_needs_two_gpus():
     config["models"]["hub"]["gpus_per_train"] = 1
     (problem,) = [p for p in grid_config.problems(config) if "sharding" in p]
     assert "models.hub: sharding: fsdp shards over the GPUs of a training job" in problem
+
+
+def test_length_grouping_is_asked_for_by_variant_dataset_or_training_only():
+    config = filled(CONFIG)
+    assert "--length-grouping" not in pipeline.train_args(config, "m", "BoolQ", "silu", 0)
+    config["variants"]["fast"] = {"length_grouping": True}
+    assert "--length-grouping" in shlex.split(pipeline.train_args(config, "m", "BoolQ", "fast", 0))
+    assert "--length-grouping" not in pipeline.train_args(config, "m", "BoolQ", "silu", 0)
+    config["datasets"]["ListOps"]["length_grouping"] = True
+    assert "--length-grouping" in pipeline.train_args(config, "m", "ListOps", "silu", 0)
+    assert "--length-grouping" not in pipeline.train_args(config, "m", "BoolQ", "silu", 0)
+    config["training"]["length_grouping"] = True
+    assert "--length-grouping" in pipeline.train_args(config, "m", "BoolQ", "silu", 0)

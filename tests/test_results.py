@@ -21,7 +21,7 @@ ACC = {  # (model, dataset, variant, seed) -> test accuracy
 }
 
 
-def make_runs(root, acc=ACC, protocol=1):
+def make_runs(root, acc=ACC, protocol=1, order="official"):
     paths = []
     for (model, dataset, variant, seed), a in acc.items():
         run = root / "runs" / model / dataset / variant / f"seed{seed}"
@@ -47,6 +47,7 @@ def make_runs(root, acc=ACC, protocol=1):
                         "trainable_parameters": 524288,
                         "trainable_share": 0.000424,
                         "train_runtime_s": 12.5,
+                        **({"batch_order": order} if order else {}),
                     }
                 )
             )
@@ -101,6 +102,20 @@ def test_markdown_and_latex(tmp_path):
     )
     tex = results.to_latex(summary)
     assert "\\toprule" in tex and "85.0 $\\pm$ 7.1" in tex and "params \\%" in tex
+
+
+@pytest.mark.parametrize("order", ["length-grouped", None])  # None: a run from before the key
+def test_rows_trained_on_length_grouped_batches_are_marked(tmp_path, order):
+    df = results.long_table(make_runs(tmp_path, order=order))
+    assert set(df[df.variant == "silu"].batch_order) == {"length-grouped"}
+    assert df[df.variant == "base"].batch_order.isna().all()
+    summary = results.summary_table(df, "test")
+    md = results.to_markdown(summary)
+    assert "| llama | silu † |" in md and "| llama | base |" in md
+    assert "† trained on length-grouped batches" in md
+    assert "silu \\textsuperscript{\\dag}" in results.to_latex(summary)
+    official = results.summary_table(results.long_table(make_runs(tmp_path / "o")), "test")
+    assert "†" not in results.to_markdown(official)
 
 
 def test_missing_dataset_leaves_the_average_empty(tmp_path):

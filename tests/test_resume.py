@@ -75,6 +75,7 @@ METHODS = {
     "full": {"method": "full"},
     "joint": {"method": "joint", "options": {"lora_rank": 2, "orthogonal_freq": "step"}},
     "reft": {"method": "reft", "options": {"rank": 2}},
+    "grouped": {"length_grouping": True},  # the opt-in order resumes exactly too
 }
 
 
@@ -83,6 +84,10 @@ def test_resuming_from_a_kept_checkpoint_reproduces_the_run(ws, method):
     kw = METHODS[method]
     straight = train(_settings(ws, f"{method}-a", keep_checkpoints=True, **kw))
     assert straight["optimizer_steps"] == 24 and straight["resumed_from_step"] is None
+    order = "length-grouped" if kw.get("length_grouping") else "official"
+    recorded = json.loads((ws / f"{method}-a" / "training.json").read_text())
+    assert recorded["batch_order"] == order
+    assert recorded["settings"]["length_grouping"] is bool(kw.get("length_grouping"))
     kept = sorted(resume.step(p) for p in (ws / f"{method}-a.resume").glob("checkpoint-*"))
     assert kept == [18, 24]  # the last two; the final step is saved too
     # step 18 is mid epoch 2: that epoch's order must not depend on the restart (mid epoch 1:
