@@ -325,3 +325,11 @@ def test_an_unknown_task_is_one_line_and_exit_2(models, capsys):
     code, err = run_cli(args, capsys)
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("error: Tasks not found: no_such_task") and "ls tasks" in err
+
+
+def test_the_entry_point_for_lm_evals_that_load_plug_ins_is_the_bridge():
+    from importlib.metadata import entry_points
+
+    (found,) = [e for e in entry_points(group="lm_eval.models") if e.name == "steering"]
+    assert found.load() is SteeringLM
+    assert lm_eval.api.registry.get_model("steering") is SteeringLM  # registered on import
