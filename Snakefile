@@ -54,6 +54,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
+include: "rules/lm_eval.smk"
 
 
 # The report opens with what ran (report/workflow.rst renders the config, and this: the
@@ -67,4 +68,5 @@ config["_configfiles"] = pipeline.config_names(workflow.overwrite_configfiles)
 rule all:
     input:
         rules.aggregate.output,
+        LM_EVAL_TABLES,
     default_target: True
