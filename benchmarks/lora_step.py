@@ -7,7 +7,7 @@ Two copies of one random-weight Llama (built from its config) take the same batc
 backward of the LM loss, each as its method trains:
 - steering: rank-r SiLU adapter after every block (``SteeredModel``), adapter-only gradients;
 - LoRA: PEFT LoRA r (alpha = r, dropout 0) on the seven projections, as the baseline of the
-  paper's tables (``steering.baselines.add_lora``), LoRA-only gradients.
+  paper's tables (``steering.methods.lora.add_lora``), LoRA-only gradients.
 Both start as exact no-ops (W_up = 0, LoRA B = 0), so the two losses must agree (checked).
 Target: steering's step time at most LoRA's.
 Writes benchmarks/results/lora_step_<cpu|gpu>_<shape>.json.
@@ -19,7 +19,8 @@ import copy
 import harness
 
 from steering import SteeredModel, SteeringConfig
-from steering.baselines import add_lora, trainable_parameters
+from steering.methods import METHODS
+from steering.methods.lora import add_lora
 
 
 def main() -> None:
@@ -51,7 +52,7 @@ def main() -> None:
         "dtype": a.dtype,
         "batch": f"{a.batch}x{a.seq_len}",
         "steering_params": steered.num_trainable_parameters(),
-        "lora_params": trainable_parameters(lora),
+        "lora_params": METHODS["lora"].trainable_parameters(lora),
         "steering_s": round(best["steering"], 6),
         "lora_s": round(best["lora"], 6),
         "ratio": round(ratio, 3),

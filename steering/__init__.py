@@ -7,7 +7,8 @@ The names are imported on first use, so torch-free parts (``steering.pipeline``,
 ``steering.results``, ``steering.config``) load without torch: the Snakemake DAG builds fast.
 """
 
-__version__ = "0.1.0"
+from steering.provenance import VERSION as __version__
+
 __all__ = ["SteeringConfig", "SteeredModel", "__version__"]
 
 

@@ -7,15 +7,15 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
+VERSION = "0.1.0"  # the package's version (steering.__version__; pyproject.toml reads it here)
+
 
 @cache
 def package_version() -> str:
     try:
         return metadata.version("steering")
     except metadata.PackageNotFoundError:  # imported from a source tree without installing
-        from steering import __version__
-
-        return __version__
+        return VERSION
 
 
 @cache

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from steering import baselines
 from steering.architectures import get_architecture
+from steering.methods import METHODS, get_method
 from steering.tasks import get_task
 from steering.tasks.files import write_prepared
 from steering.tiny import save_tiny_model, tiny_model
@@ -32,9 +32,10 @@ def test_lora_trainable_count_is_closed_form(model_type):
             )  # GPT-2's Conv1D stores (in, out)
             expected += 4 * (d_in + d_out)
     n_base = sum(p.numel() for p in base.parameters())
-    model = baselines.prepare(base, "lora", lora_rank=4)
-    assert baselines.trainable_parameters(model) == expected > 0
-    assert baselines.base_parameters(model) == n_base
+    lora = METHODS["lora"]
+    model = lora.build(base, lora.check_options({"rank": 4}))
+    assert lora.trainable_parameters(model) == expected > 0
+    assert lora.base_parameters(model) == n_base
     assert {n.split(".")[-1] for n, p in model.named_parameters() if p.requires_grad} <= {"weight"}
     assert all("lora_" in n for n, p in model.named_parameters() if p.requires_grad)
 
@@ -42,13 +43,15 @@ def test_lora_trainable_count_is_closed_form(model_type):
 def test_full_fine_tuning_trains_everything():
     base = tiny_model("llama")
     base.requires_grad_(False)
-    model = baselines.prepare(base, "full")
-    assert baselines.trainable_parameters(model) == sum(p.numel() for p in base.parameters())
+    full = METHODS["full"]
+    model = full.build(base, full.check_options({}))
+    n = sum(p.numel() for p in base.parameters())
+    assert full.trainable_parameters(model) == full.base_parameters(model) == n
 
 
 def test_unknown_method():
-    with pytest.raises(ValueError, match="unknown baseline method 'dora'"):
-        baselines.prepare(tiny_model("llama"), "dora")
+    with pytest.raises(ValueError, match="unknown method 'dora'; valid names: .*'lora'"):
+        get_method("dora")
 
 
 @pytest.fixture(scope="module")

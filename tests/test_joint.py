@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from steering import SteeringConfig, baselines
+from steering import SteeringConfig
 from steering.architectures import decoder_layers
-from steering.joint import JointModel, OrthogonalityCallback, parse_frequency
 from steering.methods import METHODS
+from steering.methods.joint import parse_frequency
+from steering.methods.joint.model import JointModel, OrthogonalityCallback
 from steering.tasks import get_task
 from steering.tasks.files import write_prepared
 from steering.tiny import save_tiny_model, tiny_model
@@ -74,7 +75,7 @@ def test_trainable_parameters_are_lora_plus_adapters_in_closed_form():
     lora = 4 * ((h + h) + (h + kv) * 2 + (h + h) + (h + inter) * 2 + (inter + h)) * 2
     adapters = 2 * 8 * h * 2
     assert sum(p.numel() for p in model.lora_parameters()) == lora
-    assert baselines.trainable_parameters(model) == lora + adapters
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == lora + adapters
 
 
 def test_two_learning_rates_reach_the_right_parameters():
@@ -107,7 +108,7 @@ def test_frequencies_fire_on_the_right_steps(frequency, expected, tmp_path):
     rows = [
         {"input_ids": list(range(5, 13)), "attention_mask": [1] * 8, "labels": list(range(5, 13))}
     ] * 8
-    callback = OrthogonalityCallback(model, frequency)
+    callback = OrthogonalityCallback(model, parse_frequency(frequency))
     args = TrainingArguments(
         output_dir=str(tmp_path),
         num_train_epochs=2,

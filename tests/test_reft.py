@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from steering.architectures import decoder_layers
-from steering.reft import ReftModel
+from steering.methods.reft.model import ReftModel
 from steering.tiny import tiny_model
 
 

@@ -37,9 +37,7 @@ class Full(Method):
         return shape.parameters()
 
     def base_parameters(self, model) -> int:
-        from steering.baselines import base_parameters
-
-        return base_parameters(model)
+        return sum(p.numel() for p in model.parameters())  # all trained: the whole model
 
     def save(self, model, path: Path, settings, state=None) -> None:
         """An ordinary HF model directory; ``state``: the full state dict FSDP gathered."""

@@ -1,7 +1,8 @@
 """The LoRA baseline: PEFT LoRA with r = alpha = ``rank`` (scaling 1), dropout 0, no bias, on
 the architecture's seven projections (``Architecture.lora_targets``); r * (d_in + d_out)
-trainable parameters per adapted projection. Checkpoint: ``method.json`` plus ``lora/`` in
-PEFT's own format (loadable by ``PeftModel.from_pretrained``)."""
+trainable parameters per adapted projection. ``add_lora`` is also the LoRA of joint
+adaptation. Checkpoint: ``method.json`` plus ``lora/`` in PEFT's own format (loadable by
+``PeftModel.from_pretrained``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,29 @@ from typing import Any
 
 from steering.methods.base import Method, Setting, write_method_file
 from steering.precision import PRECISIONS
+
+
+def add_lora(base, rank: int = 8):
+    """PEFT LoRA as the protocol sets it (alpha = r, dropout 0, no bias) on the architecture's
+    projections; returns the PeftModel (the LoRA layers are injected into ``base``)."""
+    from peft import LoraConfig, get_peft_model
+
+    from steering.architectures import get_architecture
+
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=rank,
+        lora_dropout=0.0,
+        bias="none",
+        target_modules=list(get_architecture(base).lora_targets),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(base, config)
+
+
+def without_lora(model) -> int:
+    """Parameters of a LoRA-injected model, its LoRA weights left out (the base's count)."""
+    return sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n)
 
 
 def lora_count(shape, rank: int) -> int:
@@ -32,17 +56,13 @@ class Lora(Method):
     def build(self, base, options: dict[str, Any], steering=None, precision: str = "fp32"):
         """PEFT keeps LoRA weights in float32 on a bfloat16 base (``autocast_adapter_dtype``)
         and casts their input and output: the bf16 precision policy as it is."""
-        from steering.baselines import add_lora
-
         return add_lora(base, options["rank"])
 
     def estimate(self, shape, options: dict[str, Any], steering=None) -> int:
         return lora_count(shape, options["rank"])
 
     def base_parameters(self, model) -> int:
-        from steering.baselines import base_parameters
-
-        return base_parameters(model)
+        return without_lora(model)
 
     def save(self, model, path: Path, settings) -> None:
         from steering.architectures import get_architecture

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from datasets import Dataset, DatasetDict
 
@@ -23,8 +23,18 @@ from steering.io import write_json
 from steering.provenance import git_commit, package_version
 from steering.storage import staged_dir, writing
 
-if TYPE_CHECKING:
-    from steering.tasks.base import Task
+
+class Task(Protocol):
+    """What this module reads of a task (``steering.tasks.base.Task`` has it all)."""
+
+    name: str
+    protocol_version: int
+    source_splits: tuple[str, ...]
+
+    def schema_text(self) -> str: ...
+
+    def validate(self, splits: DatasetDict) -> None: ...
+
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "validation", "test")

@@ -25,22 +25,6 @@ from steering.architectures import decoder_layers, get_architecture
 from steering.config import SteeringConfig
 from steering.model import SteeredModel, load_prefixed
 
-FREQUENCIES = ("step", "epoch", "init")
-
-
-def parse_frequency(value: str | int) -> str | int:
-    """``step`` | ``epoch`` | ``init`` | a positive integer (as int or digit string)."""
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        n = int(value)
-        if n < 1:
-            raise ValueError(f"--orthogonal-freq {value!r} must be a positive integer")
-        return n
-    if value not in FREQUENCIES:
-        raise ValueError(
-            f"--orthogonal-freq {value!r} is invalid; choose {list(FREQUENCIES)} or an integer N"
-        )
-    return value
-
 
 class JointModel(nn.Module):
     """LoRA (PEFT, injected into ``base``) under post-block steering; both trainable."""
@@ -55,7 +39,7 @@ class JointModel(nn.Module):
         """PEFT keeps LoRA weights in float32 under a bfloat16 base (its default);
         ``trainable_dtype`` float32 does the same for the steering adapters."""
         super().__init__()
-        from steering.baselines import add_lora
+        from steering.methods.lora import add_lora
 
         self.lora = add_lora(base, lora_rank)
         # Steering hooks on the same HF model the LoRA layers were injected into.
@@ -149,10 +133,11 @@ class JointModel(nn.Module):
 
 
 class OrthogonalityCallback(TrainerCallback):
-    """Applies ``JointModel.project`` at the configured frequency."""
+    """Applies ``JointModel.project`` at the configured frequency: ``step``, ``epoch``,
+    ``init`` or every N optimizer steps (an int; ``method.parse_frequency`` reads a flag)."""
 
     def __init__(self, model: JointModel, frequency: str | int, side: str = "input") -> None:
-        self.model, self.frequency, self.side = model, parse_frequency(frequency), side
+        self.model, self.frequency, self.side = model, frequency, side
         self.applied_at: list[int] = []  # optimizer steps after which it ran (0 = before training)
 
     def _apply(self, step: int) -> None:

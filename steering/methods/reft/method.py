@@ -1,7 +1,8 @@
-"""The LoReFT baseline (``steering/reft.py``): an intervention on chosen prompt positions of
-every layer. Settings: ``rank``, and the positions as ``reft_first_n`` / ``reft_last_n`` or
-by name, ``reft_positions`` (``last1``, ``first7_last7``, ``first3``: pipeline only).
-Checkpoint: ``method.json``, ``reft_config.json`` and ``reft.safetensors``."""
+"""The LoReFT baseline as a method (its model: ``model.py`` beside this file): an
+intervention on chosen prompt positions of every layer. Settings: ``rank``, and the
+positions as ``reft_first_n`` / ``reft_last_n`` or by name, ``reft_positions`` (``last1``,
+``first7_last7``, ``first3``: pipeline only). Checkpoint: ``method.json``,
+``reft_config.json`` and ``reft.safetensors``."""
 
 from __future__ import annotations
 
@@ -90,8 +91,8 @@ class Reft(Method):
         return f"reft_r{o['rank']}_f{o['reft_first_n']}_l{o['reft_last_n']}"
 
     def build(self, base, options: dict[str, Any], steering=None, precision: str = "fp32"):
+        from steering.methods.reft.model import ReftModel
         from steering.precision import trainable_dtype
-        from steering.reft import ReftModel
 
         o = options
         first, last = o["reft_first_n"], o["reft_last_n"]
@@ -104,16 +105,14 @@ class Reft(Method):
         return model.num_trainable_parameters()
 
     def base_parameters(self, model) -> int:
-        from steering.baselines import base_parameters
-
-        return base_parameters(model.base_model)
+        return sum(p.numel() for p in model.base_model.parameters())
 
     def save(self, model, path: Path, settings) -> None:
         model.save(path)  # reft_config.json + reft.safetensors
         write_method_file(path, self.name, {"base_model": settings.model_name})
 
     def load_on(self, base, path: Path, settings=None):
+        from steering.methods.reft.model import ReftModel
         from steering.precision import trainable_dtype
-        from steering.reft import ReftModel
 
         return ReftModel.load(base, path, trainable_dtype(getattr(settings, "precision", "fp32")))

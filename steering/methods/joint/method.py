@@ -1,8 +1,9 @@
-"""Joint adaptation (``steering/joint.py``): PEFT LoRA of ``lora_rank`` plus post-block
-steering, trained together with two parameter groups (``lora_lr``, ``adapter_lr``) and the
-orthogonality projection every ``orthogonal_freq`` optimizer steps (PROTOCOL.md section 5).
-Trained by ``scripts/train_joint.py`` (the official joint script's flags). Checkpoint: our
-steering files, ``lora/`` in PEFT's format and ``method.json``."""
+"""Joint adaptation as a method (its model and callback: ``model.py`` beside this file):
+PEFT LoRA of ``lora_rank`` plus post-block steering, trained together with two parameter
+groups (``lora_lr``, ``adapter_lr``) and the orthogonality projection every
+``orthogonal_freq`` optimizer steps (PROTOCOL.md section 5). Trained by
+``scripts/train_joint.py`` (the official joint script's flags). Checkpoint: our steering
+files, ``lora/`` in PEFT's format and ``method.json``."""
 
 from __future__ import annotations
 
@@ -29,6 +30,23 @@ JOINT_OPTIONS = {
     "orthogonal_freq": "step",
     "orthogonal_side": "input",
 }
+
+
+FREQUENCIES = ("step", "epoch", "init")
+
+
+def parse_frequency(value: str | int) -> str | int:
+    """``step`` | ``epoch`` | ``init`` | a positive integer (as int or digit string)."""
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        n = int(value)
+        if n < 1:
+            raise ValueError(f"--orthogonal-freq {value!r} must be a positive integer")
+        return n
+    if value not in FREQUENCIES:
+        raise ValueError(
+            f"--orthogonal-freq {value!r} is invalid; choose {list(FREQUENCIES)} or an integer N"
+        )
+    return value
 
 
 class Joint(Method):
@@ -92,8 +110,6 @@ class Joint(Method):
         return {key: getattr(args, key) for key in JOINT_OPTIONS}
 
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        from steering.joint import parse_frequency
-
         options = dict(options)
         if options.get("orthogonal_freq") is not None:  # "100" from the command line
             options["orthogonal_freq"] = parse_frequency(options["orthogonal_freq"])
@@ -109,7 +125,7 @@ class Joint(Method):
 
     def build(self, base, options: dict[str, Any], steering=None, precision: str = "fp32"):
         from steering.config import SteeringConfig
-        from steering.joint import JointModel
+        from steering.methods.joint.model import JointModel
         from steering.precision import trainable_dtype
 
         config = steering or SteeringConfig()
@@ -121,16 +137,16 @@ class Joint(Method):
         return lora_count(shape, options["lora_rank"]) + steering_count(shape, steering)
 
     def base_parameters(self, model) -> int:
-        from steering.baselines import base_parameters
+        from steering.methods.lora import without_lora
 
-        return base_parameters(model.lora)
+        return without_lora(model.lora)
 
     def trainer_extras(self, model, settings) -> dict[str, Any]:
         """Two AdamW parameter groups (LoRA, adapters) with their own learning rates, and the
         orthogonality callback."""
         import torch
 
-        from steering.joint import OrthogonalityCallback
+        from steering.methods.joint.model import OrthogonalityCallback
 
         o, lr = settings.options, settings.lr
         optimizer = torch.optim.AdamW(
