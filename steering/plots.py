@@ -5,8 +5,8 @@
 - ``plot_accuracy_vs_share``: mean accuracy over datasets and seeds against the share of
   trainable parameters (log axis), a colour per model and a marker per variant.
 
-Titles name the split and the metric; legends sit outside the data, so nothing overlaps with
-one model or four.
+Titles name the split and the metric and are wrapped to the figure's width; legends sit
+outside the data, so no text overlaps another or leaves the canvas with one model or four.
 - ``plot_sweep``: for one dataset, a panel per swept variant: validation and test accuracy
   against the swept value (log axis for learning rates), the mean over seeds as a line, each
   seed a dot, the selected point (``steering/selection.py``) ringed.
@@ -35,6 +35,21 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _wrap(text: str, width_in: float, fontsize: float) -> str:
+    """``text`` broken into lines that fit ``width_in`` inches at ``fontsize`` points (a
+    character of the default sans-serif font is at most ~0.6 em wide)."""
+    import textwrap
+
+    chars = max(20, int(0.92 * width_in * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.wrap(text, chars))
+
+
+def _suptitle(fig, text: str, fontsize: float = 10) -> None:
+    """Put ``text`` above the panels, wrapped to the figure's width (``tight_layout`` then
+    leaves room for its lines)."""
+    fig.suptitle(_wrap(text, fig.get_figwidth(), fontsize), fontsize=fontsize)
 
 
 def plot_accuracy_by_variant(df: pd.DataFrame, path: str | Path, split: str = "test"):
@@ -71,11 +86,9 @@ def plot_accuracy_by_variant(df: pd.DataFrame, path: str | Path, split: str = "t
         ax.axis("off")
     handles = [Patch(color=f"C{k}", alpha=0.75, label=m) for k, m in enumerate(models)]
     fig.legend(handles=handles, loc="lower center", ncol=min(4, len(models)), fontsize=8)
-    fig.suptitle(
-        f"{split} accuracy (%) per dataset: bars the mean over seeds, dots each seed", fontsize=10
-    )
+    _suptitle(fig, f"{split} accuracy (%) per dataset: bars the mean over seeds, dots each seed")
     legend_rows = math.ceil(len(models) / 4)
-    fig.tight_layout(rect=(0, 0.03 + 0.3 * legend_rows / fig.get_figheight(), 1, 0.95))
+    fig.tight_layout(rect=(0, 0.03 + 0.3 * legend_rows / fig.get_figheight(), 1, 1))
     return _save(fig, path)
 
 
@@ -117,7 +130,7 @@ def plot_accuracy_vs_share(df: pd.DataFrame, path: str | Path, split: str = "tes
     ax.set_ylabel(f"mean {split} accuracy (%)")
     ax.grid(alpha=0.3)
     ax.set_title(
-        f"{split} accuracy (mean over datasets and seeds) against trainable share",
+        _wrap(f"{split} accuracy (mean over datasets and seeds) against trainable share", 5.0, 10),
         fontsize=10,
         pad=12,
     )
@@ -197,9 +210,9 @@ def plot_sweep(df: pd.DataFrame, table: pd.DataFrame, dataset: str, path: str | 
     if not variants:
         fig, ax = plt.subplots(figsize=(5, 1.6))
         ax.axis("off")
-        ax.text(0.5, 0.5, f"{dataset}: no variant sweeps a setting", ha="center", va="center")
+        note = _wrap(f"{dataset}: no variant sweeps a setting", 4.6, 10)
+        ax.text(0.5, 0.5, note, ha="center", va="center")
         return _save(fig, path)
-        return
     ncols = min(3, len(variants))
     nrows = math.ceil(len(variants) / ncols)
     width = max(6.4, 4.4 * ncols)
@@ -262,7 +275,7 @@ def plot_sweep(df: pd.DataFrame, table: pd.DataFrame, dataset: str, path: str | 
                 ticks, [sweep.format_value(settings[p][key]) for p in _first_at(x_of, ticks)]
             )
             ax.minorticks_off()
-        ax.set_title(variant, fontsize=9)
+        ax.set_title(_wrap(variant, width / ncols, 9), fontsize=9)
         if len(series) > 1:  # the other swept settings, one marker each
             from matplotlib.lines import Line2D
 
@@ -297,11 +310,12 @@ def plot_sweep(df: pd.DataFrame, table: pd.DataFrame, dataset: str, path: str | 
     )
     columns = min(len(handles), 3 if ncols == 1 else 8)
     fig.legend(handles=handles, loc="lower center", ncol=columns, fontsize=8, frameon=False)
-    fig.suptitle(
+    _suptitle(
+        fig,
         f"{dataset}: validation and test accuracy (%) over each sweep "
         "(lines: mean over seeds, dots: seeds)",
-        fontsize=10,
     )
     legend_rows = math.ceil(len(handles) / columns)
-    fig.tight_layout(rect=(0, 0.04 + 0.045 * legend_rows * 3.3 / fig.get_figheight(), 1, 0.94))
+    bottom = 0.04 + 0.045 * legend_rows * 3.3 / fig.get_figheight()
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     return _save(fig, path)

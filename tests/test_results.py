@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from steering import plots, results
+from steering import plots, results, selection
 from steering.tasks import TASKS
 from tests.workflow import ROOT, run_script
 
@@ -172,8 +172,8 @@ def grid_of(models: int, variants: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def overlapping_texts(fig) -> list[tuple[str, str]]:
-    """Pairs of visible, non-empty texts of ``fig`` whose drawn boxes overlap."""
+def drawn_texts(fig):
+    """The visible, non-empty texts of ``fig`` as drawn: (text, window box) pairs."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.text import Text
 
@@ -189,12 +189,16 @@ def overlapping_texts(fig) -> list[tuple[str, str]]:
                 if not lo <= tick.get_loc() <= hi
                 for label in (tick.label1, tick.label2)
             }
-    texts = [
-        t
+    return [
+        (t.get_text(), t.get_window_extent(renderer))
         for t in fig.findobj(Text)
         if t.get_visible() and t.get_text().strip() and id(t) not in hidden
     ]
-    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+
+
+def overlapping_texts(fig) -> list[tuple[str, str]]:
+    """Pairs of drawn texts of ``fig`` whose boxes overlap."""
+    boxes = drawn_texts(fig)
     return [
         (a, b)
         for i, (a, box) in enumerate(boxes)
@@ -203,16 +207,77 @@ def overlapping_texts(fig) -> list[tuple[str, str]]:
     ]
 
 
+def texts_off_canvas(fig) -> list[str]:
+    """Drawn texts of ``fig`` that reach past the figure's edges (a pixel of tolerance)."""
+    edge = fig.bbox
+    return [
+        text
+        for text, box in drawn_texts(fig)
+        if min(box.x0 - edge.x0, box.y0 - edge.y0, edge.x1 - box.x1, edge.y1 - box.y1) < -1
+    ]
+
+
+def readable(fig) -> None:
+    """The plot checks: no text on top of another, none leaving the canvas."""
+    assert overlapping_texts(fig) == []
+    assert texts_off_canvas(fig) == []
+
+
 @pytest.mark.parametrize("models, variants", [(1, 4), (4, 9)])
 def test_plots_are_readable_with_one_model_or_four(tmp_path, models, variants):
-    """No label on top of another, titles that name the split and the metric."""
+    """No label on top of another or off the canvas, titles that name the split and the
+    metric."""
     df = grid_of(models, variants)
     by_variant = plots.plot_accuracy_by_variant(df, tmp_path / "a.png")
     vs_share = plots.plot_accuracy_vs_share(df, tmp_path / "b.png")
     for fig in (by_variant, vs_share):
-        assert overlapping_texts(fig) == []
+        readable(fig)
         title = " ".join(t.get_text() for t in fig.findobj() if hasattr(t, "get_text"))
         assert "test accuracy" in title
+
+
+def sweep_grid(models: int, variants: int, dataset: str) -> pd.DataFrame:
+    """A long table of ``variants`` variants each swept over three learning rates, both
+    splits, two seeds, on ``dataset``."""
+    rows = []
+    for m in range(models):
+        for v in range(variants):
+            for i, lr in enumerate((0.0009, 0.003, 0.009)):
+                for split in ("validation", "test"):
+                    for seed in (0, 1):
+                        acc = 0.2 + 0.6 * ((5 * m + 3 * v + 2 * i + seed) % 7) / 6
+                        rows.append(
+                            {"model": f"model-{m}-of-a-long-name", "dataset": dataset}
+                            | {"variant": f"variant_{v}_with_a_long_name", "seed": seed}
+                            | {"point": f"lr={lr}", "split": split, "accuracy": acc}
+                        )
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("models, variants", [(1, 1), (4, 1), (4, 5)])
+@pytest.mark.parametrize("dataset", ["BoolQ", "ARC_Challenge_with_a_much_longer_dataset_name"])
+def test_sweep_plots_fit_their_canvas(tmp_path, models, variants, dataset):
+    """The narrowest sweep figure (one panel) keeps its whole title: it is wrapped, not cut
+    at both ends (the title once read "oolQ: validation and test accuracy ... dots: seed")."""
+    df = sweep_grid(models, variants, dataset)
+    fig = plots.plot_sweep(df, selection.select(df).table, dataset, tmp_path / "s.png")
+    readable(fig)
+    title = " ".join(fig._suptitle.get_text().split())
+    assert title.startswith(f"{dataset}: validation and test accuracy")
+    assert title.endswith("dots: seeds)")
+
+
+def test_long_dataset_names_fit_the_accuracy_plot(tmp_path):
+    df = grid_of(4, 3)
+    df["dataset"] = df["dataset"] + "_with_a_long_suffix"
+    readable(plots.plot_accuracy_by_variant(df, tmp_path / "a.png"))
+    empty = sweep_grid(1, 1, "ARC_Challenge_with_a_much_longer_dataset_name")
+    empty["point"] = ""
+    readable(
+        plots.plot_sweep(
+            empty, selection.select(empty).table, empty["dataset"][0], tmp_path / "e.png"
+        )
+    )
 
 
 @pytest.mark.parametrize(
