@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from steering.storage import writing
+from steering.storage import follow_umask, writing
 
 
 @contextlib.contextmanager
@@ -27,6 +27,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         with writing(target):
             target.parent.mkdir(parents=True, exist_ok=True)
             yield tmp
+            follow_umask(tmp)  # safetensors writes 0600 whatever the umask
             os.replace(tmp, target)
     finally:
         with contextlib.suppress(OSError):  # never hide the write's own error

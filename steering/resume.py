@@ -20,6 +20,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from steering import storage
 from steering.io import write_json
 
 MARKER = "COMPLETE"
@@ -123,5 +124,6 @@ class CompletionMarker(TrainerCallback):
         if state.is_world_process_zero:
             path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if path.is_dir():
+                storage.follow_umask(path)  # the Trainer's safetensors files are 0600
                 (path / MARKER).write_text(f"{state.global_step}\n")
         return control

@@ -16,6 +16,11 @@ One place for the three things every writer needs:
 ``staged_dir(target)`` writes a directory's files into a sibling staging directory and moves
 them into ``target`` only when all of them were written, so a save that fails half-way leaves
 the target as it was (absent, or the previous checkpoint whole).
+
+``follow_umask(path)`` gives a written file or tree the modes a plain ``open``/``mkdir`` would
+under the process's umask. Writers that create files privately (safetensors and the HF
+``save_pretrained`` family write 0600, ``mkdtemp`` makes 0700 directories) would otherwise
+leave trained weights that the user's group cannot read on a shared file system.
 """
 
 from __future__ import annotations
@@ -165,6 +170,29 @@ def probe(path: Path | str, need_bytes: int = 0, what: str = "output directory")
                 d.rmdir()
 
 
+def current_umask() -> int:
+    """The process's umask (read from /proc where it can be, so no other thread sees it
+    change; else set and restored)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: Path | str) -> None:
+    """Set ``path`` and, for a directory, everything under it to 0666 (files) or 0777
+    (directories) less the umask; symbolic links are left alone."""
+    path, mask = Path(path), current_umask()
+    entries = [path] + (sorted(path.rglob("*")) if path.is_dir() and not path.is_symlink() else [])
+    for entry in entries:
+        if entry.is_symlink() or not entry.exists():
+            continue
+        os.chmod(entry, (0o777 if entry.is_dir() else 0o666) & ~mask)
+
+
 @contextlib.contextmanager
 def staged_dir(target: Path | str, last: tuple[str, ...] = ()) -> Iterator[Path]:
     """Yield an empty sibling directory of ``target`` to write; when the block succeeds its
@@ -185,6 +213,8 @@ def staged_dir(target: Path | str, last: tuple[str, ...] = ()) -> Iterator[Path]
                     e.path = target / failed.relative_to(staged)
                 raise
             target.mkdir(exist_ok=True)
+            for entry in stage.iterdir():
+                follow_umask(entry)
             rank = {name: i for i, name in enumerate(last)}
             for entry in sorted(stage.iterdir(), key=lambda e: (rank.get(e.name, -1), e.name)):
                 dest = target / entry.name
@@ -217,6 +247,7 @@ def rescue(save: Callable[[Path], None], failed: Path, name: str) -> Path | None
             continue
         try:
             save(d)
+            follow_umask(d)
             return d
         except Exception as e:
             shutil.rmtree(d, ignore_errors=True)
