@@ -180,3 +180,15 @@ def describe_stats(task_name: str, split: str, stats: dict[str, Any]) -> list[st
             "official code)"
         )
     return lines
+
+
+def training_features(task, rows, tokenizer, chat: bool, single_bos: bool, verbose: bool):
+    """The training split as the Trainer takes it (``tokenize_split`` plus each row's
+    ``length`` for the batch order) and its truncation facts (``truncation_stats``), said in
+    one log line when ``verbose``."""
+    features = tokenize_split(task, rows, tokenizer, chat=chat, single_bos=single_bos)
+    stats = truncation_stats(features, task.max_length_for(chat))
+    if verbose:
+        for line in describe_stats(task.name, "train", stats):
+            print(line, flush=True)
+    return features.map(lambda ex: {"length": len(ex["input_ids"])}), stats

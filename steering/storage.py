@@ -254,3 +254,47 @@ def rescue(save: Callable[[Path], None], failed: Path, name: str) -> Path | None
             if not is_io_failure(e):
                 raise
     return None
+
+
+def save_or_rescue(
+    write: Callable[[Path], None],
+    target: Path,
+    name: str,
+    last: tuple[str, ...] = (),
+    resume_dir: Path | None = None,
+    before: Callable[[], None] | None = None,
+    rescue_write: Callable[[Path], None] | None = None,
+) -> None:
+    """``before()`` (a file written outside ``target``), then ``write(directory)`` into
+    ``target`` whole or not at all (``staged_dir``); when the file system refuses either,
+    ``rescue_write`` (default ``write``) goes to a rescue directory and the ``StorageError``
+    says where the result went and how to move it into place."""
+    try:
+        if before is not None:
+            before()
+        with staged_dir(target, last) as stage:
+            write(stage)
+    except StorageError as e:
+        rescued = rescue(rescue_write or write, target, name)
+        e.after = rescue_note(rescued, target, resume_dir)
+        raise
+
+
+def rescue_note(rescued: Path | None, target: Path, resume_dir: Path | None = None) -> str:
+    """What a failed save's error adds about the trained weights (and resume checkpoints)."""
+    if rescued is None:
+        tried = ", ".join(map(str, rescue_candidates(target)))
+        note = f"\n  no rescue location could hold the trained weights either (tried {tried}"
+        note += f"; set {RESCUE_ENV} to a directory with room)"
+    else:
+        move = f"mv {rescued} {target}"
+        if target.exists():
+            move = f"rm -r {target} && {move}"
+        note = (
+            f"\n  the trained weights are safe: the whole checkpoint is in {rescued}; "
+            f"move it into place with `{move}`, or evaluate it there "
+            f"(scripts/inference.py --ckpt-path {rescued})"
+        )
+    if resume_dir is not None and resume_dir.is_dir() and any(resume_dir.iterdir()):
+        note += f"\n  the resume checkpoints in {resume_dir} are kept: rerunning resumes there"
+    return note

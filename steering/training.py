@@ -23,13 +23,7 @@ from transformers import set_seed
 
 from steering import memory, resume, storage
 from steering.config import SteeringConfig
-from steering.data import (
-    Collator,
-    describe_stats,
-    tokenize_split,
-    truncation_stats,
-    uses_chat_template,
-)
+from steering.data import Collator, training_features, uses_chat_template
 from steering.io import write_json, write_text
 from steering.loader import load_base_model, load_tokenizer, model_short_name, pick_device
 from steering.methods import get_method, trained_methods
@@ -184,12 +178,9 @@ def train(s: TrainSettings) -> dict[str, Any]:
         if s.save_steps:  # each resume checkpoint: the weights and AdamW's two moments
             storage.probe(s.resume_path(), 3 * weights, "resume directory")
 
-    features = tokenize_split(task, train_split, tokenizer, chat=chat, single_bos=s.single_bos)
-    data_stats = truncation_stats(features, task.max_length_for(chat))
-    if main:
-        for line in describe_stats(task.name, "train", data_stats):
-            print(line, flush=True)
-    features = features.map(lambda ex: {"length": len(ex["input_ids"])})
+    features, data_stats = training_features(
+        task, train_split, tokenizer, chat, s.single_bos, verbose=main
+    )
     epochs = s.epochs if s.epochs is not None else task.epochs
     if s.wandb:
         os.environ.setdefault("WANDB_PROJECT", "steering")
@@ -280,10 +271,8 @@ def output_dirs(s: TrainSettings) -> list[Path]:
 
 
 def save_outputs(method, model, s: TrainSettings, summary: dict, log: str, state=None) -> None:
-    """The checkpoint (``training.json`` and the log inside) written whole or not at all; when
-    the file system refuses it, the same checkpoint goes to a rescue directory
-    (``steering.storage.rescue``) and the ``StorageError`` says where and how to move it."""
-    ckpt_dir = s.checkpoint_dir()
+    """The checkpoint (``training.json`` and the log inside) written whole or not at all, or
+    rescued elsewhere when the file system refuses it (``storage.save_or_rescue``)."""
     extra = {"state": state} if state is not None else {}
 
     def write(where: Path, log_inside: bool = not s.train_log) -> None:
@@ -292,34 +281,18 @@ def save_outputs(method, model, s: TrainSettings, summary: dict, log: str, state
         if log_inside:
             write_text(where / "train_log.jsonl", log)
 
-    try:
-        if s.train_log:  # outside the checkpoint: before it, so a failure here rescues both
-            write_text(s.train_log, log)
-        last = ("steering_config.json", "method.json", "training.json")
-        with storage.staged_dir(ckpt_dir, last) as stage:
-            write(stage)
-    except storage.StorageError as e:
-        rescued = storage.rescue(lambda d: write(d, log_inside=True), ckpt_dir, s.variant())
-        e.after = rescue_note(rescued, ckpt_dir, s)
-        raise
+    storage.save_or_rescue(
+        write,
+        s.checkpoint_dir(),
+        s.variant(),
+        last=("steering_config.json", "method.json", "training.json"),
+        resume_dir=resume_dir(s),
+        # the log outside the checkpoint first, so a failure there rescues both
+        before=(lambda: write_text(s.train_log, log)) if s.train_log else None,
+        rescue_write=lambda where: write(where, log_inside=True),
+    )
 
 
-def rescue_note(rescued: Path | None, ckpt_dir: Path, s: TrainSettings) -> str:
-    """What the error adds about the trained weights (and any resume checkpoints)."""
-    if rescued is None:
-        tried = ", ".join(map(str, storage.rescue_candidates(ckpt_dir)))
-        note = f"\n  no rescue location could hold the trained weights either (tried {tried}"
-        note += f"; set {storage.RESCUE_ENV} to a directory with room)"
-    else:
-        move = f"mv {rescued} {ckpt_dir}"
-        if ckpt_dir.exists():
-            move = f"rm -r {ckpt_dir} && {move}"
-        note = (
-            f"\n  the trained weights are safe: the whole checkpoint is in {rescued}; "
-            f"move it into place with `{move}`, or evaluate it there "
-            f"(scripts/inference.py --ckpt-path {rescued})"
-        )
-    resume_dir = s.resume_path()
-    if s.save_steps and resume_dir.is_dir() and any(resume_dir.iterdir()):
-        note += f"\n  the resume checkpoints in {resume_dir} are kept: rerunning resumes there"
-    return note
+def resume_dir(s: TrainSettings) -> Path | None:
+    """The resume checkpoints' directory when the run writes them."""
+    return s.resume_path() if s.save_steps else None
