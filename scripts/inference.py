@@ -10,8 +10,8 @@ Writes <ckpt dir>/<split>.json (JSON Lines: prompt, output, label, eval) and
 import argparse
 import sys
 
-from steering.adapters import ACTIVATIONS
 from steering.cli import SINGLE_BOS_HELP, add_precision_flags, run
+from steering.config import ACTIVATIONS
 from steering.loader import DEVICE_MAPS
 from steering.tasks import TASKS
 

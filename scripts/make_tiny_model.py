@@ -8,15 +8,15 @@ The directory loads with ``--model-name results/models/tiny-llama``; nothing is 
 import argparse
 import sys
 
+from steering.architectures import ARCHITECTURES
 from steering.cli import run
-from steering.tiny import TINY_MODELS
 
 
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--arch", default="llama", choices=sorted(TINY_MODELS))
+    p.add_argument("--arch", default="llama", choices=sorted(ARCHITECTURES))  # a tiny model of each
     p.add_argument("--out", required=True, help="output model directory")
     p.add_argument("--hidden-size", type=int, default=64)
     p.add_argument("--layers", type=int, default=4)

@@ -18,8 +18,10 @@ To support a new architecture, add one row to ``ARCHITECTURES`` and a tiny-model
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # torch only where a model is walked: the registry itself is plain data
+    from torch import nn
 
 LLAMA_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -126,6 +128,8 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     arch = get_architecture(model)
     for path in arch.layers:
         layers = _get(model, path)
+        from torch import nn
+
         if isinstance(layers, nn.ModuleList):
             return layers
     raise ValueError(

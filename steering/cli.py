@@ -12,10 +12,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from steering.loader import ModelNotFound
+from steering.errors import DataError, ModelNotFound, NonFiniteLoss
 from steering.storage import StorageError, is_io_failure
-from steering.tasks import DataError
-from steering.trainer import NonFiniteLoss
 
 EXPECTED = (
     ValueError,

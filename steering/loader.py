@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from steering.errors import ModelNotFound
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = ("float32", "bfloat16", "float16")  # torch's names (torch is imported when loading)
 
-
-class ModelNotFound(ValueError):
-    """The model name is neither a local model directory nor available from the hub."""
+if TYPE_CHECKING:
+    import torch
 
 
 class RemoteCodeRefused(ValueError):
@@ -27,6 +27,8 @@ class RemoteCodeRefused(ValueError):
 
 def pick_device(device: str | None = None) -> torch.device:
     """``device``, else CUDA when present (under torchrun: this process's GPU), else CPU."""
+    import torch
+
     if device:
         return torch.device(device)
     if not torch.cuda.is_available():
@@ -83,6 +85,7 @@ def load_base_model(
 
     ``device_map`` ("auto", ...) instead spreads the layers over all visible GPUs (then CPU)
     with accelerate, for models larger than one GPU; adapters follow their layers' devices."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     from steering.architectures import ARCHITECTURES
@@ -97,7 +100,7 @@ def load_base_model(
         model_type = _model_type(model_name)
     except (OSError, ValueError) as e:
         raise _load_error(model_name, e) from e
-    kwargs = {"dtype": DTYPES[dtype], "trust_remote_code": False}
+    kwargs = {"dtype": getattr(torch, dtype), "trust_remote_code": False}
     arch = ARCHITECTURES.get(model_type)
     if arch is not None and arch.gemma:
         kwargs["attn_implementation"] = "eager"

@@ -11,15 +11,11 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from steering import resume
+from steering.errors import NonFiniteLoss
 from steering.loader import model_short_name, pick_device
 from steering.methods import get_method
 from steering.sampling import TrainingOrder
 from steering.tasks import get_task
-
-
-class NonFiniteLoss(RuntimeError):
-    """Training produced a NaN or infinite loss, or NaN or infinite gradients."""
-
 
 HINT = "lower --lr, or train in --dtype float32"
 

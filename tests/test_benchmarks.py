@@ -151,3 +151,17 @@ def test_batch_order(tmp_path):
     assert r["split_real_tokens"] <= grouped["split_tokens_fed"] <= official["split_tokens_fed"]
     assert official["split_tokens_fed"] < fixed["split_tokens_fed"]
     assert all(row["epoch_rows"] == 16 and row["epoch_s"] > 0 for row in rows.values())
+
+
+def test_fixed_cost(tmp_path):
+    from steering.tiny import save_tiny_model
+
+    save_tiny_model(tmp_path / "m", "llama", hidden_size=32, num_layers=2)
+    data = str(ROOT / "tests" / "data" / "real" / "ARC_Challenge")
+    args = ["--model", str(tmp_path / "m"), "--data-dir", data, "--rows", "4", "--repeats", "1"]
+    r = bench("fixed_cost", tmp_path, *args)
+    seconds = {row["stage"]: row["median_s"] for row in r["rows"]}
+    assert list(seconds)[:3] == ["interpreter", "train.py --help", "aggregate.py --help"]
+    assert "train job: wall less train_runtime" in seconds
+    whole = seconds["train job (4 rows), whole"]
+    assert 0 < seconds["train job: wall less train_runtime"] < whole

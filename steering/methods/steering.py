@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from steering import config
 from steering.methods.base import Method, Setting
 from steering.precision import PRECISIONS
 
@@ -24,7 +25,7 @@ SITES_FLAGS = {
     "submodules": ["--submodules"],
     "submodules_official": ["--submodules", "--official-sites"],
 }
-ACTIVATIONS = ["silu", "relu", "gelu", "tanh", None]
+ACTIVATIONS = list(config.ACTIVATIONS)  # the names; steering/adapters.py holds the functions
 VECTOR_UNREAD = ("rank", "activation")  # what a steering vector (kind: vector) has not
 
 STEERING_SETTINGS = (
@@ -95,15 +96,13 @@ def add_steering_arguments(
     parser, vector: bool = True, official_sites: bool = True, last: bool = True
 ) -> None:
     """The official steering flags (``train_joint.py`` takes fewer of them)."""
-    from steering.adapters import ACTIVATIONS as REGISTERED
-
     parser.add_argument("--adapter-rank", type=int, default=8)
     if vector:
         parser.add_argument(
             "--no-adapter", action="store_true", help="a fixed steering vector per layer"
         )
     parser.add_argument("--linear", action="store_true", help="identity activation")
-    parser.add_argument("--nonlinearity", default="silu", choices=[a for a in REGISTERED if a])
+    parser.add_argument("--nonlinearity", default="silu", choices=[a for a in ACTIVATIONS if a])
     parser.add_argument(
         "--submodules", action="store_true", help="adapters on the attention and MLP outputs"
     )

@@ -15,11 +15,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
-
-from datasets import Dataset, DatasetDict
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from steering.tasks.files import DataError, is_prepared, read_prepared, read_source
+
+if TYPE_CHECKING:  # datasets is imported where rows are read or made (it costs ~1 s)
+    from datasets import Dataset, DatasetDict
 
 CARVE_SEED = 42
 
@@ -119,6 +120,8 @@ class Task:
                 f"{self.name}: source split(s) {missing} missing; have {sorted(raw)} "
                 f"(needed: {list(self.source_splits)})"
             )
+        from datasets import DatasetDict
+
         carved: dict[tuple[str, float], DatasetDict] = {}
         out = {}
         for target, plan in self.split_plan.items():
@@ -197,10 +200,14 @@ class Task:
                 f"Or generate stand-in data: python scripts/prepare_data.py --dataset-name "
                 f"{self.name} --synthetic --out results/data/{self.name}"
             ) from e
+        from datasets import DatasetDict
+
         return DatasetDict({s: loaded[s] for s in self.source_splits if s in loaded})
 
     def synthetic(self, seed: int = 0, scale: float = 1.0) -> DatasetDict:
         """Generated source splits (``synthetic_sizes`` times ``scale`` rows each)."""
+        from datasets import Dataset, DatasetDict
+
         return DatasetDict(
             {
                 split: Dataset.from_list(

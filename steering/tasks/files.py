@@ -15,13 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from datasets import Dataset, DatasetDict
-
+from steering.errors import DataError
 from steering.io import write_json
 from steering.provenance import git_commit, package_version
 from steering.storage import staged_dir, writing
+
+if TYPE_CHECKING:  # datasets is imported where rows are read or made (it costs ~1 s)
+    from datasets import Dataset, DatasetDict
 
 
 class Task(Protocol):
@@ -39,10 +41,6 @@ class Task(Protocol):
 MANIFEST = "manifest.json"
 SPLITS = ("train", "validation", "test")
 SOURCE_SUFFIXES = (".jsonl", ".json", ".parquet")
-
-
-class DataError(ValueError):
-    """Bad or missing task data: the message says which dataset, split, row and field."""
 
 
 def _check_json_bytes(path: Path) -> None:
@@ -64,6 +62,8 @@ def _check_json_bytes(path: Path) -> None:
 
 
 def _load(path: Path) -> Dataset:
+    from datasets import Dataset
+
     kind = "parquet" if path.suffix == ".parquet" else "json"
     if kind == "json":
         _check_json_bytes(path)
@@ -95,6 +95,8 @@ def read_source(task: Task, data_dir: str | Path) -> DatasetDict:
                 f"of {[f'{split}{s}' for s in SOURCE_SUFFIXES]} with columns {task.schema_text()}"
             )
         out[split] = _load(found[0])
+    from datasets import DatasetDict
+
     return DatasetDict(out)
 
 
@@ -165,6 +167,8 @@ def read_prepared(task: Task, data_dir: str | Path) -> DatasetDict:
                 f"or different content): the file was changed or truncated; prepare it again"
             )
         out[split] = ds
+    from datasets import DatasetDict
+
     out = DatasetDict(out)
     task.validate(out)
     return out
