@@ -1,5 +1,6 @@
 # make run   - create/update the virtual environment, then run the project's main job
 # make test  - create/update the virtual environment, then lint and run the whole test suite
+# make test-quick - lint and the suite without the real-model, Snakemake/Slurm and GPU tests
 # make lint  - ruff check + format check;  make lock - re-pin requirements.lock from .venv
 # make bench - every CPU benchmark row (benchmarks/run.sh cpu; GPU rows: bash benchmarks/run.sh gpu)
 
@@ -14,7 +15,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv run test bench lint format lock clean
+.PHONY: venv run test test-quick bench lint format lock clean
 
 venv: $(STAMP)
 
@@ -43,6 +44,10 @@ run: venv
 
 test: venv lint
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+
+# For local work: what runs in-process on tiny models (docs/development.md says what is left out).
+test-quick: venv lint
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m "not slow and not real and not gpu" -q
 
 bench: venv
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash benchmarks/run.sh cpu

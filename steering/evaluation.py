@@ -77,6 +77,7 @@ def evaluate(
         "accuracy_strict": strict / len(records),
         "correct_strict": strict,
         "n": len(records),
+        "chance": task.chance(rows),  # guessing on these rows (steering/tasks/base.py)
         "tokens_generated": gen.num_generated,
         "wall_s": round(gen.wall_s, 3),
         "tokens_per_s": round(gen.num_generated / gen.wall_s, 2) if gen.wall_s > 0 else None,

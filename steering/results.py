@@ -37,6 +37,7 @@ LONG_COLUMNS = [
     "split",
     "accuracy",
     "accuracy_strict",
+    "chance",
     "n",
     "trainable_parameters",
     "trainable_share",
@@ -87,6 +88,7 @@ def long_table(metrics_paths) -> pd.DataFrame:
                 **key,
                 "accuracy": metrics["accuracy"],
                 "accuracy_strict": metrics.get("accuracy_strict", math.nan),  # older runs: none
+                "chance": metrics.get("chance", math.nan),
                 "n": metrics["n"],
                 "trainable_parameters": training.get("trainable_parameters", 0),
                 "trainable_share": training.get("trainable_share", 0.0),
@@ -209,7 +211,36 @@ def summary_table(
             sum(refs_row) / len(refs_row) if all(r is not None for r in refs_row) else None
         )
         rows.append(row)
+    rows = chance_rows(part, datasets) + rows
+    first = {CHANCE: 0, BASE: 1}  # the yardsticks above the methods
+    rows.sort(key=lambda r: (r["model"], first.get(r["variant"], 2), r["variant"]))
     return pd.DataFrame(rows)
+
+
+CHANCE, BASE = "chance", "base"
+
+
+def chance_rows(part: pd.DataFrame, datasets: list[str]) -> list[dict]:
+    """A ``chance`` row per model: what guessing scores on each dataset's evaluated rows
+    (uniform over the choices, or the majority class: ``Task.chance``), so a method's gain
+    over chance stands beside it; none where the metrics predate the field."""
+    if "chance" not in part or part["chance"].isna().all():
+        return []
+    rows = []
+    for model, g in part.groupby("model", sort=True):
+        row = {"model": model, "variant": CHANCE, "seeds": 0, "trainable_share": 0.0}
+        row["length_grouped"] = False
+        for d in datasets:
+            values = 100 * g[g["dataset"] == d]["chance"].dropna()
+            row[d], row[f"{d} std"] = (
+                (float(values.mean()), None) if len(values) else (math.nan, None)
+            )
+            row[f"{d} paper"] = None
+        known = [row[d] for d in datasets if not math.isnan(row[d])]
+        row["Average"] = sum(known) / len(known) if len(known) == len(datasets) else math.nan
+        row["Average std"], row["Average paper"] = None, None
+        rows.append(row)
+    return rows
 
 
 def _cell(mean: float, std: float | None, pm: str) -> str:
@@ -229,7 +260,8 @@ def _display(summary: pd.DataFrame, pm: str, mark: str = "†") -> tuple[list[st
     body = []
     for r in summary.to_dict("records"):
         variant = r["variant"] + (f" {mark}" if r.get("length_grouped") else "")
-        line = [r["model"], variant, f"{100 * r['trainable_share']:.3g}"]
+        share = "-" if r["variant"] == CHANCE else f"{100 * r['trainable_share']:.3g}"
+        line = [r["model"], variant, share]
         for d in [*datasets, "Average"]:
             line.append(_cell(r[d], r[f"{d} std"], pm))
             if d in with_paper:

@@ -362,3 +362,20 @@ def test_runs_from_before_the_strict_parser_leave_its_cells_empty(tmp_path):
     strict = results.summary_table(df, "test", metric="accuracy_strict").set_index("variant")
     assert math.isnan(strict.loc["silu", "BoolQ"]) and math.isnan(strict.loc["silu", "Average"])
     assert "| llama | silu | 0.0424 | - | - | - |" in results.to_markdown(strict.reset_index())
+
+
+def test_chance_and_base_rows_head_each_model_in_the_summary(tmp_path):
+    paths = make_runs(tmp_path)
+    for path in paths:  # 50 % guessing on BoolQ, 25 % on GSM8K
+        metrics = json.loads(path.read_text())
+        metrics["chance"] = 0.5 if "/BoolQ/" in path.as_posix() else 0.25
+        path.write_text(json.dumps(metrics))
+    summary = results.summary_table(results.long_table(paths), "test")
+    llama = summary[summary["model"] == "llama"]
+    assert list(llama["variant"])[:2] == ["chance", "base"]
+    chance = llama.iloc[0]
+    assert (chance["BoolQ"], chance["GSM8K"], chance["Average"]) == (50.0, 25.0, 37.5)
+    assert "| llama | chance | - | 50.0 |" in results.to_markdown(summary)
+    # metrics from before the field: no chance row
+    old = results.summary_table(results.long_table(make_runs(tmp_path / "old")), "test")
+    assert "chance" not in set(old["variant"])

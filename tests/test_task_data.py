@@ -291,3 +291,26 @@ def test_prepare_data_script(tmp_path):
     assert "Traceback" not in bad.stderr and not (tmp_path / "BoolQ").exists()
     unknown = _script("--dataset-name", "Nope", "--synthetic", "--out", str(tmp_path / "x"))
     assert unknown.returncode == 2 and "valid names" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    "dataset, rows, chance",
+    [
+        # uniform over each row's choices
+        (
+            "ARC_Challenge",
+            [{"choices": {"label": list("ABCD")}, "answerKey": "A"}] * 3
+            + [{"choices": {"label": list("ABC")}, "answerKey": "A"}],
+            (3 / 4 + 1 / 3) / 4,
+        ),
+        ("AQuA", [{"options": ["A)1", "B)2", "C)3", "D)4", "E)5"], "correct": "A"}] * 2, 0.2),
+        ("Winogrande", [{"answer": "1"}, {"answer": "1"}, {"answer": "1"}], 0.5),
+        # the majority class
+        ("BoolQ", [{"answer": True}, {"answer": False}, {"answer": True}], 2 / 3),
+        ("ListOps", [{"Target": 3}, {"Target": 3}, {"Target": 7}, {"Target": 1}], 0.5),
+        ("GSM8K", [{"answer": "x #### 5"}, {"answer": "y #### 6"}], 0.5),
+    ],
+)
+def test_chance_is_uniform_over_choices_or_the_majority_class(dataset, rows, chance):
+    assert get_task(dataset).chance(rows) == pytest.approx(chance)
+    assert get_task(dataset).chance([]) == 0.0

@@ -42,6 +42,9 @@ class AQuA(Task):
     def completion(self, ex: dict[str, Any]) -> str:
         return f"{ex['rationale'].strip()}\nAnswer: {ex['correct']}."
 
+    def choices(self, ex: dict[str, Any]) -> int:
+        return len(ex["options"])
+
     def label(self, ex: dict[str, Any]) -> str:
         return ex["correct"]
 

@@ -59,6 +59,9 @@ class ARCChallenge(Task):
         text = ex["choices"]["text"][ex["choices"]["label"].index(key)]
         return f"Answer: ({key}) {text}."
 
+    def choices(self, ex: dict[str, Any]) -> int:
+        return len(ex["choices"]["label"])
+
     def label(self, ex: dict[str, Any]) -> str:
         return ex["answerKey"]
 

@@ -13,6 +13,7 @@ of train / validation / test is.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -94,6 +95,24 @@ class Task:
         """The official parser with its documented quirks fixed (what the model really got);
         ``score`` stays the paper-comparable number. Tasks without quirks inherit ``score``."""
         return self.score(output, label)
+
+    def choices(self, ex: dict[str, Any]) -> int | None:
+        """How many answers the row offers to choose from; None where the answer is open or
+        one of a fixed set of classes (then ``chance`` takes the majority class)."""
+        return None
+
+    def chance(self, rows) -> float:
+        """What guessing scores on ``rows``: uniform over each row's choices where the task
+        offers choices (ARC, AQuA, Winogrande), else the share of the most common label (the
+        majority class: BoolQ, ListOps; GSM8K's most common number)."""
+        rows = list(rows)
+        if not rows:
+            return 0.0
+        offered = [self.choices(ex) for ex in rows]
+        if all(offered):
+            return sum(1 / n for n in offered) / len(rows)
+        labels = Counter(str(self.label(ex)) for ex in rows)
+        return labels.most_common(1)[0][1] / len(rows)
 
     def check_row(self, ex: dict[str, Any]) -> str | None:
         """A task-specific problem with a well-typed row (a message), or None."""

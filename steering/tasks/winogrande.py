@@ -59,6 +59,9 @@ class Winogrande(Task):
     def completion(self, ex: dict[str, Any]) -> str:
         return f"Answer: Option{ex['answer']}."
 
+    def choices(self, ex: dict[str, Any]) -> int:
+        return 2  # option1 or option2
+
     def label(self, ex: dict[str, Any]) -> int:
         return int(ex["answer"])
 
