@@ -197,3 +197,35 @@ def test_training_with_and_without_ends_alike_and_records_the_setting(ws):
     assert resume.fingerprint(recorded, 1) != resume.fingerprint({**recorded, "logits": "all"}, 1)
     with pytest.raises(ValueError, match="--logits 'some' is invalid"):
         TrainSettings(model_name="m", dataset_name="BoolQ", logits="some")
+
+
+def test_the_config_key_reaches_both_training_scripts_only_when_asked(monkeypatch):
+    import importlib.util
+    import shlex
+    import sys
+
+    from steering import config_schema, pipeline
+    from tests.workflow import ROOT
+
+    config = {
+        "models": {"m": {"name": "org/M"}},
+        "datasets": {"BoolQ": {}, "GSM8K": {"logits": "all"}},
+        "variants": {"silu": {}, "joint": {"method": "joint", "logits": "all"}},
+        "seeds": [0],
+    }
+    schema = config_schema.load(ROOT / "config/schema.yaml")
+    assert config_schema.errors(config, schema) == []
+    config_schema.fill_defaults(config, schema)
+    assert config["training"]["logits"] == "supervised"
+    assert "--logits" not in pipeline.train_args(config, "m", "BoolQ", "silu", 0)  # params kept
+    for dataset, variant in (("GSM8K", "silu"), ("BoolQ", "joint")):
+        args = shlex.split(pipeline.train_args(config, "m", dataset, variant, 0))
+        assert args[args.index("--logits") + 1] == "all"
+        script = ROOT / pipeline.train_script(config, variant)
+        spec = importlib.util.spec_from_file_location(f"script_{variant}", script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        monkeypatch.setattr(sys, "argv", [str(script), *args])
+        assert module.parse_args().logits == "all"
+    bad = {**config, "variants": {"silu": {"logits": "some"}}}
+    assert config_schema.errors(bad, schema)
