@@ -107,8 +107,9 @@ def shape_of(config: dict[str, Any]) -> Shape:
 
 
 def read_config(model: str | Path) -> dict[str, Any] | None:
-    """A model's ``config.json``: from its directory, else the local hub cache (no network);
-    None when neither has it."""
+    """A model's ``config.json``: from its directory, else the local hub cache (no network),
+    else the shape the project ships for the paper's models (``steering/public_configs.py``);
+    None when none has it."""
     path = Path(model) / "config.json"
     if not path.is_file():
         try:
@@ -118,7 +119,9 @@ def read_config(model: str | Path) -> dict[str, Any] | None:
         except Exception:  # a name that is no repo id, no cache: nothing to read
             cached = None
         if not isinstance(cached, str):
-            return None
+            from steering.public_configs import public_config
+
+            return public_config(str(model))
         path = Path(cached)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
