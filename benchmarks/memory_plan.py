@@ -1,10 +1,13 @@
 """Benchmark: the memory plan's estimate (steering/memory.py) against the measured peak, for
 every method, at a shape.
 
-    python benchmarks/memory_plan.py --device cpu --shape llama-100m [--batch 4 --seq-len 256]
+    python benchmarks/memory_plan.py --device cpu --shape llama-100m [--batch 4 --seq-len 256
+        --supervised 64 --logits supervised]
 
 Each (method) row runs in a fresh process: it builds the random-weight model of the shape,
-the method's model on it (steering.methods), and runs AdamW training steps on a random batch.
+the method's model on it (steering.methods), and runs AdamW training steps on a random batch
+whose last ``--supervised`` tokens a row are supervised (the rest a prompt), with the LM head
+on those positions alone as training computes it (``--logits all``: on every position).
 Measured: on CUDA, ``torch.cuda.max_memory_allocated`` (the estimate without its fixed
 overhead, which the allocator's count does not see); on CPU, the peak resident set over the
 process's resident set before the model was built (runtime, libraries and allocator caches
@@ -36,6 +39,7 @@ def measure(a) -> dict:
 
     from steering import memory
     from steering.config import SteeringConfig
+    from steering.logits import SupervisedHead, loss_of
     from steering.methods import METHODS as REGISTRY
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -50,12 +54,15 @@ def measure(a) -> dict:
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-5)
     ids, mask, labels = harness.random_batch(base.config.vocab_size, a.batch, a.seq_len, a.device)
+    labels[:, : max(0, a.seq_len - a.supervised)] = -100  # the prompt
+    head = SupervisedHead(model) if a.logits == "supervised" else None
     if a.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     autocast = method.autocast(precision)
     for _ in range(a.steps):
         with torch.autocast(a.device, dtype=torch.bfloat16, enabled=autocast):
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+            loss = loss_of(model, head, inputs).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -63,8 +70,9 @@ def measure(a) -> dict:
     full = method_name == "full"
     n = method.estimate(shape, options, steering if method_name in ("steering", "joint") else None)
     factor = method.activation_factor
+    supervised = a.supervised if a.logits == "supervised" else None
     estimate = memory.train_estimate(
-        shape, n, full, precision, a.batch, a.seq_len, 1, False, factor
+        shape, n, full, precision, a.batch, a.seq_len, 1, False, factor, supervised
     )
     if a.device == "cuda":
         measured, counted = torch.cuda.max_memory_allocated(), estimate.total - estimate.overhead
@@ -89,6 +97,10 @@ def main() -> None:
     )
     harness.add_shape_arguments(p)
     p.add_argument("--steps", type=int, default=2)
+    p.add_argument(
+        "--supervised", type=int, default=64, help="supervised tokens at the end of each row"
+    )
+    p.add_argument("--logits", choices=["supervised", "all"], default="supervised")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--one", choices=list(METHODS), help=argparse.SUPPRESS)  # a child process
     harness.add_common_arguments(p, repeats=None)
@@ -100,7 +112,7 @@ def main() -> None:
     for name in a.methods:
         argv = [sys.executable, __file__, "--one", name, "--shape", a.shape, "--dtype", a.dtype]
         argv += ["--batch", str(a.batch), "--seq-len", str(a.seq_len), "--steps", str(a.steps)]
-        argv += ["--device", a.device]
+        argv += ["--device", a.device, "--supervised", str(a.supervised), "--logits", a.logits]
         done = subprocess.run(argv, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"{name}: {done.stderr[-2000:]}")

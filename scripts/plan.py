@@ -1,12 +1,15 @@
 """Plan a pipeline grid before submitting it: per model and variant, its jobs, the memory a
 training job needs per GPU, the GPUs it asks for, whether that fits, and GPU-hours.
 
-    python scripts/plan.py --configfile config/paper.yaml [--gpu h100|h200|a100 --mfu 0.35]
+    python scripts/plan.py --configfile config/paper.yaml [--gpu h100|h200|a100 --mfu 0.35
+        --startup-s 30 --disk-gbps 2]
 
 The config is checked as the pipeline checks it. Memory: steering/memory.py, from each
-model's config.json (its directory or the local hub cache; a model neither has, or a tiny
-one the pipeline builds, shows "-"). GPU-hours: steering/budget.py, from the real data's
-size and the stated assumptions (printed under the table).
+model's config.json (its directory or the local hub cache, else the shapes the project ships
+for the paper's models, steering/public_configs.py: no download needed; another model
+neither has, or a tiny one the pipeline builds, shows "-"). GPU-hours: steering/budget.py,
+from the real data's size and the stated assumptions (printed under the table), with each
+job's fixed cost (start-up, model load) in a column of its own and in the total.
 """
 
 import argparse
@@ -49,6 +52,18 @@ def main() -> None:
     p.add_argument("--gpu", choices=list(budget.GPUS), default="h100")
     p.add_argument("--mfu", type=float, default=budget.Assumptions.mfu)
     p.add_argument("--bandwidth-use", type=float, default=budget.Assumptions.bandwidth_use)
+    p.add_argument(
+        "--startup-s",
+        type=float,
+        default=budget.Assumptions.startup_s,
+        help="seconds a job takes to start (interpreter, imports, CUDA context)",
+    )
+    p.add_argument(
+        "--disk-gbps",
+        type=float,
+        default=budget.Assumptions.disk_gbps,
+        help="GB/s at which a job reads the model's weights",
+    )
     p.add_argument("--debug", action="store_true")
     a = p.parse_args()
     config = merged(a.configfile)
@@ -57,10 +72,16 @@ def main() -> None:
         grid_config.check(config, written, files=a.configfile, schema=ROOT / "config/schema.yaml")
     except grid_config.GridConfigError as e:
         raise ValueError(str(e)) from None
-    assumptions = budget.Assumptions(a.gpu, a.mfu, a.bandwidth_use)
+    if a.startup_s < 0:
+        raise ValueError(f"--startup-s {a.startup_s} must be >= 0 (seconds a job takes to start)")
+    if a.disk_gbps <= 0:
+        raise ValueError(f"--disk-gbps {a.disk_gbps} must be > 0 (GB/s reading the weights)")
+    assumptions = budget.Assumptions(
+        a.gpu, a.mfu, a.bandwidth_use, startup_s=a.startup_s, disk_gbps=a.disk_gbps
+    )
     rows = budget.plan(config, assumptions)
     header = ["model", "variant", "method", "train jobs", "eval jobs", "GiB/GPU", "GPUs"]
-    header += ["fits", "GPU-hours"]
+    header += ["fits", "GPU-hours", "fixed"]
     table = [header]
     for r in rows:
         table.append(
@@ -68,6 +89,7 @@ def main() -> None:
             + ["-" if r.memory is None else f"{r.memory / memory.GIB:.1f}", str(r.gpus)]
             + ["-" if r.fits is None else ("yes" if r.fits else "NO")]
             + ["-" if r.gpu_hours is None else f"{r.gpu_hours:,.1f}"]
+            + ["-" if r.fixed_hours is None else f"{r.fixed_hours:,.1f}"]
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
@@ -90,6 +112,12 @@ def main() -> None:
         f"fine-tuning and 4 P for frozen-base methods; decoding at {a.bandwidth_use:.0%} of "
         f"{spec['bandwidth']} TB/s, one weight read a step; data: each task's public rows x "
         "mean tokens (steering/tasks); memory: steering/memory.py"
+    )
+    fixed = sum(r.fixed_hours or 0 for r in rows)
+    print(
+        f"fixed costs (column 'fixed', included in GPU-hours): {a.startup_s:g} s start-up and "
+        f"the weights (2 bytes a parameter) read at {a.disk_gbps:g} GB/s, per job and GPU held: "
+        f"{fixed:,.0f} GPU-hours; shapes: config.json, else steering/public_configs.py"
     )
     short = [r for r in rows if r.fits is False]
     for r in short:

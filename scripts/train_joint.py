@@ -16,6 +16,7 @@ from steering.cli import (
     SINGLE_BOS_HELP,
     add_checkpointing_flags,
     add_length_grouping_flag,
+    add_logits_flag,
     add_precision_flags,
     add_sharding_flag,
     report_training,
@@ -62,6 +63,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--single-bos", action="store_true", help=SINGLE_BOS_HELP)
     add_length_grouping_flag(p)
+    add_logits_flag(p)
     add_checkpointing_flags(p)
     p.add_argument("--debug", action="store_true")
     return p.parse_args()

@@ -11,7 +11,13 @@ the task's max length) and these assumptions, all stated in the table's notes:
 - evaluation: the prompt at 2 P FLOPs a token (same rate), then ``max_new_tokens`` decoding
   steps per batch of ``eval_batch_size`` rows, each step reading the weights once at
   ``bandwidth_use`` of the GPU's memory bandwidth (decoding is memory-bound);
-- a job's GPU-hours are its time times the GPUs it holds.
+- fixed costs, per job (training or evaluation): ``startup_s`` seconds to start the process
+  (interpreter, imports, CUDA context) plus the model load, its weights on disk (2 bytes a
+  parameter: the paper's models are published in bfloat16) read at ``disk_gbps`` GB/s;
+- a job's GPU-hours are its time (fixed costs included) times the GPUs it holds.
+
+Models: their ``config.json`` (directory, hub cache), else the shapes shipped for the paper's
+models (``steering/public_configs.py``), so a plan needs no download.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ class Assumptions:
     gpu: str = "h100"
     mfu: float = 0.35  # achieved share of the dense peak in training and prefill
     bandwidth_use: float = 0.6  # achieved share of the memory bandwidth when decoding
+    startup_s: float = 30.0  # a job's start: interpreter, imports, CUDA context
+    disk_gbps: float = 2.0  # GB/s reading the weights (a local NVMe; a network file system less)
 
     @property
     def spec(self) -> dict:
@@ -46,6 +54,11 @@ def train_hours(shape, full: bool, task, epochs: float, precision: str, a: Assum
     tokens = task.public_rows.get("train", 0) * min(task.mean_tokens, task.max_length) * epochs
     flops = (6 if full else 4) * shape.parameters() * tokens
     return flops / (a.mfu * a.spec[precision] * 1e12) / 3600
+
+
+def fixed_seconds(shape, a: Assumptions) -> float:
+    """A job's fixed cost: start-up, then loading the weights (2 bytes a parameter on disk)."""
+    return a.startup_s + 2 * shape.parameters() / (a.disk_gbps * 1e9)
 
 
 def eval_hours(shape, task, splits, precision: str, batch: int, a: Assumptions) -> float:
@@ -68,7 +81,8 @@ class Row:
     memory: int | None  # bytes per GPU of the largest training job (None: unknown)
     gpus: int
     fits: bool | None
-    gpu_hours: float | None
+    gpu_hours: float | None  # fixed costs included
+    fixed_hours: float | None = None  # the GPU-hours of start-up and model loads alone
 
 
 def plan(config: dict, a: Assumptions) -> list[Row]:
@@ -142,9 +156,11 @@ def _cost(row, shape, config, grid, points, method, seeds, capacity, a) -> None:
             runs = seeds if method.trains else 1
             evals = runs * eval_hours(shape, task, config["splits"], precision, batch, a)
             hours += evals * pipeline.eval_gpus(config, row.model)
+    fixed = row.train_jobs * row.gpus + row.eval_jobs * pipeline.eval_gpus(config, row.model)
+    row.fixed_hours = fixed * fixed_seconds(shape, a) / 3600
     row.memory = worst or None
     row.fits = worst <= capacity if method.trains else None
-    row.gpu_hours = hours
+    row.gpu_hours = hours + row.fixed_hours
 
 
 def _precision(config: dict, model: str) -> str:

@@ -97,6 +97,7 @@ SHARED_TRAIN_FLAGS = (
     "single_bos",
     "sharding",
     "length_grouping",
+    "logits",
 )
 
 
@@ -133,6 +134,18 @@ LENGTH_GROUPING_HELP = (
 
 def add_length_grouping_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--length-grouping", action="store_true", help=LENGTH_GROUPING_HELP)
+
+
+LOGITS_HELP = (
+    "supervised (default): compute the LM head and the loss only at positions whose next token "
+    "is supervised (same loss and gradients, faster); all: at every position"
+)
+
+
+def add_logits_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--logits", choices=["supervised", "all"], default="supervised", help=LOGITS_HELP
+    )
 
 
 def add_precision_flags(p: argparse.ArgumentParser) -> None:

@@ -13,7 +13,11 @@ vocabulary of V, activations of a bytes (2 under bf16, else 4), on N GPUs:
   two norms' inputs and outputs, the query, keys and values, the attention output, the MLP's
   gate, up, activation and product (memory-efficient attention keeps no s x s scores), times
   the method's ``activation_factor`` (LoRA keeps more: each adapted projection's input);
-- logits: b s V (a + 8): the logits, their float32 copy in the loss, and its gradient;
+- logits: b n V (a + 8): the logits, their float32 copy in the loss, and its gradient, for n
+  positions a row: its supervised tokens when training computes the LM head there alone
+  (``--logits supervised``, the default: steering/logits.py), else all s; a plan made before
+  the data is tokenized takes n = s (the bound), one given the rows' most supervised tokens
+  takes that;
 - overhead: 1.5 GiB (CUDA context, kernel workspaces, allocator slack).
 
 Evaluation: weights + the KV cache b (prompt + new tokens) L 2 K a + logits b V 4 +
@@ -103,8 +107,9 @@ def shape_of(config: dict[str, Any]) -> Shape:
 
 
 def read_config(model: str | Path) -> dict[str, Any] | None:
-    """A model's ``config.json``: from its directory, else the local hub cache (no network);
-    None when neither has it."""
+    """A model's ``config.json``: from its directory, else the local hub cache (no network),
+    else the shape the project ships for the paper's models (``steering/public_configs.py``);
+    None when none has it."""
     path = Path(model) / "config.json"
     if not path.is_file():
         try:
@@ -114,7 +119,9 @@ def read_config(model: str | Path) -> dict[str, Any] | None:
         except Exception:  # a name that is no repo id, no cache: nothing to read
             cached = None
         if not isinstance(cached, str):
-            return None
+            from steering.public_configs import public_config
+
+            return public_config(str(model))
         path = Path(cached)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -153,9 +160,11 @@ def train_estimate(
     gpus: int = 1,
     sharded: bool = False,
     activation_factor: float = 1.0,
+    supervised: int | None = None,
 ) -> Estimate:
     """Peak bytes per GPU of a training job (``trainable``: the method's count; ``full``:
-    the base itself trains; ``activation_factor``: the method's, see ``Method``)."""
+    the base itself trains; ``activation_factor``: the method's, see ``Method``;
+    ``supervised``: positions a row whose logits are computed, None = all ``tokens``)."""
     p = shape.parameters()
     act = 2 if precision == "bf16" else 4
     split = gpus if sharded else 1
@@ -163,7 +172,8 @@ def train_estimate(
     states = (12 * p if full else 16 * trainable) // split
     per_token = 6 * shape.hidden + 2 * shape.kv + 4 * shape.intermediate
     activations = int(batch * tokens * shape.layers * per_token * act * activation_factor)
-    logits = batch * tokens * shape.vocab * (act + 8)
+    logit_rows = tokens if supervised is None else min(supervised, tokens)
+    logits = batch * logit_rows * shape.vocab * (act + 8)
     return Estimate(weights, states, activations, logits)
 
 
@@ -196,9 +206,12 @@ def gib(n: int) -> str:
     return f"{n / GIB:.1f} GiB" if n < 100 * GIB else f"{math.ceil(n / GIB)} GiB"
 
 
-def for_training(settings, shape: Shape, tokens: int, gpus: int) -> Estimate | None:
+def for_training(
+    settings, shape: Shape, tokens: int, gpus: int, supervised: int | None = None
+) -> Estimate | None:
     """The estimate of one training run (``TrainSettings``) on ``gpus`` processes, None when
-    its method cannot count its trainable parameters."""
+    its method cannot count its trainable parameters (``supervised``: a row's most supervised
+    tokens, when known; only ``logits: supervised`` runs use it)."""
     from steering.methods import get_method
 
     method = get_method(settings.method)
@@ -217,15 +230,18 @@ def for_training(settings, shape: Shape, tokens: int, gpus: int) -> Estimate | N
         gpus,
         sharded,
         method.activation_factor,
+        supervised if getattr(settings, "logits", "supervised") == "supervised" else None,
     )
 
 
-def refuse_if_too_big(settings, shape: Shape, tokens: int, gpus: int, capacity: int) -> Estimate:
+def refuse_if_too_big(
+    settings, shape: Shape, tokens: int, gpus: int, capacity: int, supervised: int | None = None
+) -> Estimate:
     """The estimate; ValueError, with the numbers and the fix, when it exceeds ``capacity``
     bytes per GPU."""
     from steering.methods import get_method
 
-    found = for_training(settings, shape, tokens, gpus)
+    found = for_training(settings, shape, tokens, gpus, supervised)
     if found is None or found.total <= capacity:
         return found
     method = get_method(settings.method)
@@ -253,9 +269,10 @@ def refuse_if_too_big(settings, shape: Shape, tokens: int, gpus: int, capacity: 
     raise ValueError(f"{head}; {fix}")
 
 
-def plan_training(settings, task) -> Estimate | None:
+def plan_training(settings, task, supervised: int | None = None) -> Estimate | None:
     """A training run's per-GPU estimate from its model's config (None without a readable
-    one); on a GPU, ValueError before any weight is loaded when it cannot fit."""
+    one); on a GPU, ValueError before any weight is loaded when it cannot fit.
+    ``supervised``: the rows' most supervised tokens, once known (else the max length)."""
     import os
 
     from steering.data import uses_chat_template
@@ -269,8 +286,8 @@ def plan_training(settings, task) -> Estimate | None:
     gpus = int(os.environ.get("WORLD_SIZE", "1"))
     device = pick_device(settings.device)
     if device.type != "cuda":
-        return for_training(settings, shape, tokens, gpus)
+        return for_training(settings, shape, tokens, gpus, supervised)
     import torch
 
     capacity = torch.cuda.get_device_properties(device).total_memory
-    return refuse_if_too_big(settings, shape, tokens, gpus, capacity)
+    return refuse_if_too_big(settings, shape, tokens, gpus, capacity, supervised)

@@ -200,6 +200,7 @@ TRAINING_KEYS = (
     "device",
     "save_steps",
     "length_grouping",
+    "logits",
 )
 
 
@@ -256,6 +257,8 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
     args += _flags(s, ("lr", "warmup_ratio", "weight_decay", "epochs", "bs", "max_train_samples"))
     if s.get("length_grouping"):  # only when asked: the official order's runs keep their params
         args.append("--length-grouping")
+    if s.get("logits", "supervised") != "supervised":  # the default's runs keep their params
+        args += ["--logits", s["logits"]]
     # Interrupted jobs resume from here: not an output, so Snakemake keeps it after a failure.
     args += ["--resume-dir", f"{run}/resume", "--save-steps", str(s.get("save_steps", 100))]
     method = method_of(config, variant)

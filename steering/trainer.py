@@ -92,11 +92,18 @@ def training_arguments(
 
 
 class SteeringTrainer(Trainer):
-    """``length_grouping``: batches of similar length instead of the official random order."""
+    """``length_grouping``: batches of similar length instead of the official random order;
+    ``logits``: "supervised" computes the LM head and the loss at the positions whose next
+    token is supervised only (``steering/logits.py``), "all" at every position."""
 
-    def __init__(self, *args, length_grouping: bool = False, **kwargs) -> None:
+    def __init__(
+        self, *args, length_grouping: bool = False, logits: str = "supervised", **kwargs
+    ) -> None:
+        from steering.logits import SupervisedHead, check_mode
+
         self.length_grouping = length_grouping
         super().__init__(*args, **kwargs)
+        self.head = SupervisedHead(self.model) if check_mode(logits) == "supervised" else None
 
     def _get_train_sampler(self, train_dataset=None):
         """The official order, or length-grouped over the global batch (steering/sampling.py)."""
@@ -110,7 +117,11 @@ class SteeringTrainer(Trainer):
         )
 
     def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
-        result = super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
+        if self.head is not None and model.training:  # evaluation keeps every position
+            with self.head.only(inputs) as restricted:
+                result = super().compute_loss(model, restricted, return_outputs, **kwargs)
+        else:
+            result = super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
         loss = result[0] if return_outputs else result
         if not torch.isfinite(loss.detach()).all():
             raise NonFiniteLoss(

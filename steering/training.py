@@ -71,6 +71,7 @@ class TrainSettings:
     single_bos: bool = False  # chat path: drop the template's BOS the tokenizer doubles
     sharding: str = "none"  # or "fsdp": weights, grads, optimizer sharded over the processes
     length_grouping: bool = False  # batches of similar length, not the official random order
+    logits: str = "supervised"  # or "all": the LM head at every position (steering/logits.py)
 
     def __post_init__(self) -> None:
         checks = [
@@ -114,6 +115,8 @@ class TrainSettings:
             raise ValueError(f"--sharding {self.sharding!r} is invalid; choose none or fsdp")
         if self.sharding == "fsdp":
             method.check_sharding()
+        if self.logits not in ("supervised", "all"):
+            raise ValueError(f"--logits {self.logits!r} is invalid; choose supervised or all")
         self.options = method.check_options(dict(self.options))
 
     def variant(self) -> str:
@@ -205,6 +208,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
             train_dataset=features,
             data_collator=Collator(tokenizer.pad_token_id),
             length_grouping=s.length_grouping,
+            logits=s.logits,
             **extras,
         )
         result = trainer.train(resume_from_checkpoint=str(start) if start else None)

@@ -165,3 +165,21 @@ def test_fixed_cost(tmp_path):
     assert "train job: wall less train_runtime" in seconds
     whole = seconds["train job (4 rows), whole"]
     assert 0 < seconds["train job: wall less train_runtime"] < whole
+
+
+def test_logits_step(tmp_path):
+    """Both sides on real-format rows: a saved tiny model stands in for SmolLM2, with ARC rows
+    (synthetic, in the prepared format) tokenized as training does."""
+    from steering.tasks import get_task
+    from steering.tasks.files import write_prepared
+    from steering.tiny import save_tiny_model
+
+    save_tiny_model(tmp_path / "m", "llama", hidden_size=32, num_layers=2)
+    task = get_task("ARC_Challenge")
+    write_prepared(task, task.make_splits(task.synthetic(scale=0.05)), tmp_path / "arc", {"k": 1})
+    args = ["--model", str(tmp_path / "m"), "--arc-dir", str(tmp_path / "arc")]
+    args += ["--shapes", "smollm2", "llama-tiny", "--batch", "2", "--repeats", "1"]
+    rows = bench("logits_step", tmp_path, *args)["rows"]
+    assert [r["case"] for r in rows] == ["smollm2", "llama-tiny"]
+    assert all(r["losses_agree"] and r["all_s"] > 0 and r["supervised_s"] > 0 for r in rows)
+    assert all(0 < r["supervised_share"] < 1 for r in rows)

@@ -174,3 +174,63 @@ def test_plan_prints_every_model_and_variant_with_its_cost(tmp_path):
     assert lines["tiny", "silu"][5] == "-"  # built by the pipeline: no config to plan from
     assert "warning: big full needs ~" in done.stderr
     assert "4 P for frozen-base methods" in done.stdout
+
+
+# The published parameter counts of the paper's models (their model cards), in billions.
+PUBLISHED = {
+    "meta-llama/Llama-3.2-1B": 1.24,
+    "google/gemma-3-1b-it": 1.00,
+    "Qwen/Qwen3-4B": 4.02,
+    "meta-llama/Llama-3.1-8B": 8.03,
+}
+
+
+def test_the_shipped_shapes_of_the_paper_models_give_their_published_sizes(tmp_path, monkeypatch):
+    from steering.public_configs import PUBLIC_CONFIGS
+
+    assert set(PUBLIC_CONFIGS) == set(PUBLISHED)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))  # nothing downloaded
+    for name, billions in PUBLISHED.items():
+        config = memory.read_config(name)
+        assert config["source"] == f"https://huggingface.co/{name}/blob/main/config.json"
+        assert abs(memory.shape_of(config).parameters() / 1e9 - billions) < 0.01, name
+    local = tmp_path / "Qwen" / "Qwen3-4B"  # a local config.json wins
+    local.mkdir(parents=True)
+    (local / "config.json").write_text(json.dumps(LLAMA_8B))
+    monkeypatch.chdir(tmp_path)
+    assert memory.read_config("Qwen/Qwen3-4B") == LLAMA_8B
+
+
+def test_plan_of_the_paper_grid_before_any_download_prints_every_row(tmp_path):
+    """A clean environment: HF_HOME an empty directory, no hub cache, no network."""
+    import os
+
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    env.pop("HF_HUB_CACHE", None)
+    done = subprocess.run(
+        [sys.executable, "scripts/plan.py", "--configfile", "config/paper.yaml"]
+        + ["--startup-s", "60", "--disk-gbps", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    table = done.stdout[done.stdout.index("model ") :]  # after any library's notice
+    lines = table.split("\n\n")[0].splitlines()
+    assert lines[0].split()[-2:] == ["GPU-hours", "fixed"]
+    assert len(lines) == 1 + 4 * 9  # four models x nine variants
+    for line in lines[1:]:
+        hours, fixed = (float(v.replace(",", "")) for v in line.split()[-2:])
+        assert hours > fixed > 0, line
+    assert "0 GPU-hours" not in done.stdout
+    assert "60 s start-up and the weights (2 bytes a parameter) read at 1 GB/s" in done.stdout
+    bad = subprocess.run(
+        [sys.executable, "scripts/plan.py", "--configfile", "config/paper.yaml"]
+        + ["--disk-gbps", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "--disk-gbps 0.0 must be > 0" in bad.stderr

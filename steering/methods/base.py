@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 # Training settings a variant (or dataset, or `training`) may set for a method that trains.
-TRAINING = ("lr", "warmup_ratio", "weight_decay", "epochs", "bs", "length_grouping")
+TRAINING = ("lr", "warmup_ratio", "weight_decay", "epochs", "bs", "length_grouping", "logits")
 METHOD_FILE = "method.json"
 WEIGHTS_FILE = "method.safetensors"
 

@@ -48,6 +48,9 @@ class Reft(Method):
     )
     OPTIONS = {"rank": 8, "reft_first_n": 0, "reft_last_n": 1}  # reft_positions: config only
     precisions = PRECISIONS
+    # each layer's intervention keeps its terms per token for the backward pass (W h + b, R h,
+    # the H-wide correction and its masked copy); measured: benchmarks/memory_plan.py, 100M
+    activation_factor = 1.15
 
     def config_problems(self, where: str, raw: dict[str, Any]) -> list[str]:
         if "reft_positions" not in raw:
