@@ -1,5 +1,6 @@
 # Task data: the hub, local files or the generator -> carved Parquet splits + manifest; and the
-# tiny models the default config builds itself. CPU jobs.
+# models the pipeline makes itself: tiny random ones, and GGUF files converted to model
+# directories (docs/models.md). CPU jobs.
 
 
 rule prepare_data:
@@ -21,6 +22,8 @@ rule prepare_data:
 rule make_tiny_model:
     output:
         "results/models/{model}/config.json",
+    wildcard_constraints:
+        model=pipeline.built_pattern(config, "tiny"),
     params:
         args=lambda w: pipeline.tiny_model_args(GRID, w.model),
     conda:
@@ -31,3 +34,22 @@ rule make_tiny_model:
         "results/benchmarks/make_tiny_model/{model}.tsv"
     shell:
         "python scripts/make_tiny_model.py {params.args} > {log:q} 2>&1"
+
+
+rule convert_gguf_model:
+    input:
+        lambda w: pipeline.gguf_model_input(GRID, w.model),
+    output:
+        "results/models/{model}/config.json",  # written last: a rerun replaces a partial one
+    wildcard_constraints:
+        model=pipeline.built_pattern(config, "gguf"),
+    params:
+        args=lambda w: pipeline.gguf_model_args(GRID, w.model),
+    conda:
+        "../envs/steering.yaml"
+    log:
+        "results/logs/convert_gguf_model/{model}.log",
+    benchmark:
+        "results/benchmarks/convert_gguf_model/{model}.tsv"
+    shell:
+        "python scripts/convert_gguf.py {params.args} > {log:q} 2>&1"

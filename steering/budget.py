@@ -96,7 +96,7 @@ def plan(config: dict, a: Assumptions) -> list[Row]:
     capacity = int(a.spec["memory_gib"] * memory.GIB)
     rows = []
     for model, entry in config["models"].items():
-        shape = None if "tiny" in entry else memory.read_config(entry["name"])
+        shape = None if pipeline.is_built(entry) else memory.read_config(entry["name"])
         shape = memory.shape_of(shape) if shape else None
         gpus = pipeline.train_gpus(config, model)
         for variant, raw in config["variants"].items():

@@ -255,6 +255,29 @@ def _sharding_problems(config: dict[str, Any]) -> list[str]:
     return out
 
 
+def _gguf_problems(config: dict[str, Any], workdir: Path) -> list[str]:
+    """A ``gguf:`` model's file must be there before the run: the path, or the installed
+    package holding it (found from its metadata; nothing is imported or converted here)."""
+    from steering import gguf
+
+    out = []
+    for name, model in config["models"].items():
+        spec = model.get("gguf")
+        if spec is None:
+            continue
+        if "path" in spec and not (workdir / spec["path"]).is_file():
+            out.append(
+                f"models.{name}: gguf path '{spec['path']}' is not a file (relative paths are "
+                "read from the working directory); give the path of a .gguf file"
+            )
+        elif "package" in spec:
+            try:
+                gguf.from_package(spec["package"], spec["file"])
+            except gguf.GGUFError as e:
+                out.append(f"models.{name}: {e}")
+    return out
+
+
 def _precision_problems(where: str, raw: dict[str, Any]) -> list[str]:
     """``dtype`` (the older key) and ``precision`` set together must say the same."""
     from steering.precision import FROM_DTYPE
@@ -324,6 +347,7 @@ def problems(
     for name, dataset in raw.get("datasets", {}).items():
         out += _dataset_problems(name, dataset or {}, Path(workdir))
     out += _sharding_problems(config)
+    out += _gguf_problems(config, Path(workdir))
     sections = {f"models.{k}": v for k, v in raw.get("models", {}).items()}
     for where, section in {**sections, "training": raw.get("training", {})}.items():
         out += _precision_problems(where, section or {})

@@ -58,7 +58,23 @@ def data_dir(dataset: str) -> str:
 
 
 def tiny_model_dir(model: str) -> str:
+    """Where the pipeline builds a model: a tiny one, or one converted from a GGUF file."""
     return f"{RESULTS}/models/{model}"
+
+
+BUILT = ("tiny", "gguf")  # model entries the pipeline makes itself (rules/data.smk)
+
+
+def is_built(entry: dict) -> bool:
+    """Whether a ``models`` entry is made by the pipeline (``tiny:`` or ``gguf:``)."""
+    return any(kind in entry for kind in BUILT)
+
+
+def built_pattern(config: dict, kind: str) -> str:
+    """A regex accepting exactly the model keys built as ``kind`` (a rule's wildcard
+    constraint), or nothing at all when there are none."""
+    keys = [m for m, entry in config["models"].items() if kind in entry]
+    return wildcard_pattern(keys) if keys else "(?!)"
 
 
 def grid(config: dict) -> dict:
@@ -95,7 +111,7 @@ def wildcard_pattern(keys) -> str:
 def model_name(config: dict, model: str) -> str:
     """What ``--model-name`` gets: the built tiny model's directory, or the configured name."""
     entry = config["models"][model]
-    return tiny_model_dir(model) if "tiny" in entry else entry["name"]
+    return tiny_model_dir(model) if is_built(entry) else entry["name"]
 
 
 def model_setting(config: dict, model: str, key: str, default: Any) -> Any:
@@ -137,7 +153,7 @@ def host_mem_mb(config: dict, model: str, processes: int) -> int:
     from steering.precision import FROM_DTYPE
 
     entry = config["models"][model]
-    found = memory.read_config(tiny_model_dir(model) if "tiny" in entry else entry["name"])
+    found = memory.read_config(tiny_model_dir(model) if is_built(entry) else entry["name"])
     if found is None:
         return DEFAULT_MEM_MB
     precision = model_setting(config, model, "precision", None)
@@ -157,9 +173,9 @@ def eval_mem_mb(config: dict, model: str) -> int:
 
 
 def model_input(config: dict):
-    """What a job on a model waits for: the built tiny model's config (a pattern in
+    """What a job on a model waits for: the built (tiny or converted) model's config (a pattern in
     ``{model}`` when every model is built, nothing when none is; else a function)."""
-    tiny = ["tiny" in entry for entry in config["models"].values()]
+    tiny = [is_built(entry) for entry in config["models"].values()]
     if all(tiny):
         return [f"{tiny_model_dir('{model}')}/config.json"]
     if not any(tiny):
@@ -323,9 +339,25 @@ def tiny_model_args(config: dict, model: str) -> str:
     return shlex.join(args)
 
 
+def gguf_model_args(config: dict, model: str) -> str:
+    """The quoted arguments of scripts/convert_gguf.py for a ``gguf:`` model entry."""
+    g = config["models"][model]["gguf"]
+    where = (
+        ["--gguf", g["path"]] if "path" in g else ["--package", g["package"], "--file", g["file"]]
+    )
+    out = ["--out", tiny_model_dir(model), "--dtype", g.get("dtype", "float32")]
+    return shlex.join(where + out)
+
+
+def gguf_model_input(config: dict, model: str) -> list[str]:
+    """A ``gguf: {path}`` entry's file (a rerun when it changes); a package's is installed."""
+    g = config["models"][model]["gguf"]
+    return [g["path"]] if "path" in g else []
+
+
 def model_inputs(config: dict, model: str) -> list[str]:
-    """Files a job on ``model`` waits for: the built tiny model, if the pipeline builds it."""
-    return [f"{tiny_model_dir(model)}/config.json"] if "tiny" in config["models"][model] else []
+    """Files a job on ``model`` waits for: the built model, if the pipeline builds it."""
+    return [f"{tiny_model_dir(model)}/config.json"] if is_built(config["models"][model]) else []
 
 
 def checkpoint_files(run: str) -> list[str]:
