@@ -373,9 +373,18 @@ def test_jobs_and_their_arguments():
 def pipeline_run(tmp_path_factory):
     """One Snakemake run of the tiny grid (every target: training, evaluation, aggregation
     and the analysis)."""
-    from tests.workflow import run_config
+    import yaml
 
-    return run_config(tmp_path_factory.mktemp("pipeline"), "analysis.yaml", GRID)
+    from tests.workflow import copy_workflow, snakemake
+
+    work = copy_workflow(tmp_path_factory.mktemp("pipeline"))
+    (work / "analysis.yaml").write_text(yaml.safe_dump(GRID))
+    # about a minute on an idle 2-core machine; the limit leaves room for a busy one
+    proc = snakemake(
+        work, "--configfile", "analysis.yaml", "--cores", "2", "--resources", "gpu=2", timeout=3600
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return work, proc.stdout + proc.stderr
 
 
 def test_the_pipeline_makes_every_analysis_file(pipeline_run):
