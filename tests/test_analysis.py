@@ -297,7 +297,7 @@ GRID = {
         "lora": {"method": "lora", "rank": 2},
     },
     "seeds": [0],
-    "splits": ["validation"],
+    "splits": ["validation", "test"],  # the aggregation's plots show test
     "training": {"lr": 0.005, "max_train_samples": 24, "max_eval_samples": 6, "save_steps": 0},
     "analysis": {"datasets": ["ARC_Challenge"], "rows": 6, "ranks": [1, 32], "batch_rows": 3},
 }
