@@ -55,6 +55,7 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
 include: "rules/lm_eval.smk"
+include: "rules/analysis.smk"
 
 
 # The report opens with what ran (report/workflow.rst renders the config, and this: the
@@ -69,4 +70,5 @@ rule all:
     input:
         rules.aggregate.output,
         LM_EVAL_TABLES,
+        ANALYSIS_OUTPUTS,
     default_target: True

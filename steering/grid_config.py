@@ -16,7 +16,9 @@ a time. These checks look across values and files, before any job is scheduled:
 - two model or two variant names (sweep points included) for the same thing (the grid would
   train and report it twice, under two names);
 - an ``lm_eval`` block naming variants that do not exist or are not trained, a missing
-  ``include_path``, or lm-eval not installed (``steering/lm_eval/jobs.py``).
+  ``include_path``, or lm-eval not installed (``steering/lm_eval/jobs.py``);
+- an ``analysis`` block for datasets without runs, without a ``full`` run, or with ranks
+  above a model's hidden size (``steering/analysis_jobs.py``).
 
 ``check`` raises ``GridConfigError`` listing every problem, each with where it is and what to
 do. The Snakefile calls it after schema validation; it imports no torch and no snakemake.
@@ -30,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from steering import config_schema, sweep
+from steering import analysis_jobs, config_schema, sweep
 from steering.lm_eval import jobs as lm_eval_jobs
 from steering.methods import DEFAULT, METHODS, get_method
 from steering.methods.base import TRAINING
@@ -364,7 +366,7 @@ def problems(
             f"variants {', '.join(swept)} sweep settings, and the selection is made on the "
             "validation split, which 'splits' leaves out; add validation to splits"
         )
-    return out + lm_eval_jobs.problems(config, str(workdir))
+    return out + lm_eval_jobs.problems(config, str(workdir)) + analysis_jobs.problems(config)
 
 
 def check(
