@@ -24,8 +24,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from datasets import Dataset
-
 from steering.io import json_text
 from steering.storage import staged_dir, writing
 from steering.tasks.base import CARVE_SEED, carve
@@ -67,6 +65,8 @@ def read_lines(path: Path) -> list[str]:
 def carve_indices(n: int, test_size: float) -> tuple[list[int], list[int]]:
     """Row indices of carve(S, test_size)'s train and test parts for a split of ``n`` rows:
     the protocol's carve run on the indices, so the lines themselves are never re-serialised."""
+    from datasets import Dataset  # imported here: --help and --check need no datasets
+
     parts = carve(Dataset.from_dict({"i": list(range(n))}), test_size)
     return list(parts["train"]["i"]), list(parts["test"]["i"])
 
