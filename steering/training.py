@@ -290,13 +290,8 @@ def save_outputs(method, model, s: TrainSettings, summary: dict, log: str, state
         s.checkpoint_dir(),
         s.variant(),
         last=("steering_config.json", "method.json", "training.json"),
-        resume_dir=resume_dir(s),
+        resume_dir=s.resume_path() if s.save_steps else None,
         # the log outside the checkpoint first, so a failure there rescues both
         before=(lambda: write_text(s.train_log, log)) if s.train_log else None,
         rescue_write=lambda where: write(where, log_inside=True),
     )
-
-
-def resume_dir(s: TrainSettings) -> Path | None:
-    """The resume checkpoints' directory when the run writes them."""
-    return s.resume_path() if s.save_steps else None
