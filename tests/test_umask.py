@@ -60,33 +60,30 @@ def test_every_output_follows_the_umask(tmp_path, mask, monkeypatch):
             task, task.make_splits(task.synthetic(scale=0.02)), tmp_path / "data", {"k": "s"}
         )
         runs = tmp_path / "runs"
-        for name, options in METHOD_RUNS.items():
+
+        def run(out: Path, bs: int, **options) -> None:
             train(
                 TrainSettings(
                     model_name=str(tmp_path / "model"),
                     dataset_name="BoolQ",
                     data_dir=str(tmp_path / "data"),
                     max_train_samples=4,
-                    bs=4,
-                    output_dir=str(runs / name),
+                    bs=bs,
+                    output_dir=str(out),
                     progress=False,
                     **options,
                 )
             )
+
+        for name, options in METHOD_RUNS.items():
+            run(runs / name, 4, **options)
         # resume checkpoints kept after the run (HF Trainer's own files)
-        train(
-            TrainSettings(
-                model_name=str(tmp_path / "model"),
-                dataset_name="BoolQ",
-                data_dir=str(tmp_path / "data"),
-                max_train_samples=4,
-                bs=2,
-                save_steps=1,
-                keep_checkpoints=True,
-                output_dir=str(runs / "resumable"),
-                resume_dir=str(tmp_path / "resume"),
-                progress=False,
-            )
+        run(
+            runs / "resumable",
+            2,
+            save_steps=1,
+            keep_checkpoints=True,
+            resume_dir=str(tmp_path / "resume"),
         )
         run_inference(
             InferenceSettings(
