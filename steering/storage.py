@@ -144,15 +144,7 @@ def probe(path: Path | str, need_bytes: int = 0, what: str = "output directory")
         raise ValueError(f"{what} {path}: {base} is a file, not a directory; pass another one")
     made: list[Path] = []
     try:
-        for d in reversed([path, *path.parents]):
-            if not d.exists():
-                d.mkdir()
-                made.append(d)
-        probe_file = path / f".write-probe-{os.getpid()}"
-        try:
-            probe_file.write_bytes(b"probe")
-        finally:
-            probe_file.unlink(missing_ok=True)
+        _make_and_write(path, made)
         free = shutil.disk_usage(path).free
         if need_bytes > free:
             detail = f"needs ~{human(need_bytes)}, {human(free)} free"
@@ -168,6 +160,31 @@ def probe(path: Path | str, need_bytes: int = 0, what: str = "output directory")
         for d in reversed(made):
             with contextlib.suppress(OSError):
                 d.rmdir()
+
+
+def _make_and_write(path: Path, made: list[Path], tries: int = 3) -> None:
+    """Make ``path`` and its missing parents (recording in ``made`` those made here) and write
+    a probe file in it. Jobs that start together probe siblings under one new parent: one may
+    make a parent the other is about to make, or remove an empty one the other just saw, so a
+    parent that appears is taken as is and a parent that vanishes is made again."""
+    for attempt in range(tries):
+        try:
+            for d in reversed([path, *path.parents]):
+                if not d.exists():
+                    try:
+                        d.mkdir()
+                    except FileExistsError:
+                        continue  # another process made it first
+                    made.append(d)
+            probe_file = path / f".write-probe-{os.getpid()}"
+            try:
+                probe_file.write_bytes(b"probe")
+            finally:
+                probe_file.unlink(missing_ok=True)
+            return
+        except FileNotFoundError:
+            if attempt == tries - 1:
+                raise
 
 
 def current_umask() -> int:

@@ -5,6 +5,7 @@ The file-system faults are real: a tmpfs mounted by the test (root), read-only o
 
 import errno
 import os
+from pathlib import Path
 
 import pytest
 
@@ -63,6 +64,29 @@ def test_probe_leaves_nothing_and_refuses_what_cannot_fit(tmp_path):
     for bad in (tmp_path / "afile", tmp_path / "afile" / "sub"):
         with pytest.raises(ValueError, match="afile"):
             storage.probe(bad)
+
+
+def test_probe_of_sibling_jobs_that_start_together(tmp_path, monkeypatch):
+    """Two jobs probe seed0/ and seed1/ under one new parent: the other job makes the parent
+    between our look and our mkdir, or removes it (its probe's clean-up) just after we saw it.
+    Both once raised EEXIST/ENOENT and failed a job that had nothing wrong with it."""
+    parent = tmp_path / "runs"
+    real_mkdir = Path.mkdir
+    races = {"made": 0, "removed": 0}
+
+    def racing_mkdir(self, *args, **kwargs):
+        if self == parent and not races["made"]:
+            races["made"] += 1
+            os.mkdir(self)  # the other job got there first: ours now raises EEXIST
+        elif self == parent / "seed0" and not races["removed"]:
+            races["removed"] += 1
+            os.rmdir(parent)  # the other job's clean-up: ours now raises ENOENT
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", racing_mkdir)
+    storage.probe(parent / "seed0")
+    assert races == {"made": 1, "removed": 1}
+    assert not (parent / "seed0").exists()  # still leaves nothing of its own behind
 
 
 def test_a_read_only_target_is_refused_with_its_mount(tmp_path):
