@@ -47,12 +47,17 @@ run: venv
 	@echo "report:  results/report.html  (all of it with captions; open it in a browser)"
 	@echo "runs:    results/runs/<model>/<dataset>/<variant>/seed<seed>/  (checkpoints, records, metrics)"
 
+# One pytest-xdist worker per core; a module's tests stay together (they share its fixtures:
+# a Snakemake run, the converted real model). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= $(CORES)
+XDIST  = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
+
 test: venv lint
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(XDIST)
 
 # For local work: what runs in-process on tiny models (docs/development.md says what is left out).
 test-quick: venv lint
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m "not slow and not real and not gpu" -q
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(XDIST) -m "not slow and not real and not gpu" -q
 
 bench: venv
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash benchmarks/run.sh cpu
