@@ -18,8 +18,27 @@ import torch  # noqa: E402
 from steering.architectures import decoder_layers  # noqa: E402
 from steering.tiny import build_tokenizer  # noqa: E402
 
+# The modules that take a minute or more (`pytest --durations=30`, docs/development.md), longest
+# first. `make test` hands whole modules to its two workers in the order collected, so these
+# start at once and the short ones fill in around them, instead of the Slurm cluster's two
+# minutes starting last while the other worker waits.
+LONGEST_FIRST = (
+    "test_slurm.py",
+    "test_pipeline.py",
+    "test_real_model.py",
+    "test_reliability.py",
+    "test_distributed.py",
+    "test_scripts.py",
+    "test_analysis.py",
+    "test_lm_eval_pipeline.py",
+    "test_methods.py",
+    "test_benchmarks.py",
+)
+
 
 def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep order
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device; none here")
