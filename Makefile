@@ -1,4 +1,5 @@
-# make run   - create/update the virtual environment, then run the project's main job
+# make run   - create/update the virtual environment, then run the project's main job (the real
+#              SmolLM2-135M on two real tasks; CONFIG=config/tiny.yaml: the tiny random model)
 # make test  - create/update the virtual environment, then lint and run the whole test suite
 # make test-quick - lint and the suite without the real-model, Snakemake/Slurm and GPU tests
 # make lint  - ruff check + format check;  make lock - re-pin requirements.lock from .venv
@@ -37,9 +38,11 @@ $(STAMP): requirements.lock pyproject.toml
 GPUS   ?= $(shell n=$$(nvidia-smi -L 2>/dev/null | wc -l); [ "$$n" -gt 0 ] && echo $$n || echo $(CORES))
 
 # Rules call `python scripts/...`: put the venv first on PATH so that is the venv's Python.
+# CONFIG=config/tiny.yaml runs the tiny random model instead of the real one (a minute or two).
+CONFIG ?= config/config.yaml
 run: venv
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --resources gpu=$(GPUS)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --quiet all --report results/report.html
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --configfile $(CONFIG) --cores $(CORES) --resources gpu=$(GPUS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --configfile $(CONFIG) --quiet all --report results/report.html
 	@cat results/tables/summary_test.md
 	@echo
 	@echo "tables:  results/tables/  (summary_<split>.md/.csv/.tex, selection.md, sweep_<split>.csv, long.csv)"

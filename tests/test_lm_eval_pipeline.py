@@ -56,7 +56,7 @@ def script_args(args: str) -> object:
 
 
 def test_jobs_one_per_model_base_and_per_run_seed_a_sweep_costs_one_point():
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config = yaml.safe_load((ROOT / "config" / "tiny.yaml").read_text())
     config["lm_eval"] = {"tasks": ["arc_easy"]}
     grid = grid_of(config)
     found = jobs.jobs(grid)

@@ -164,6 +164,12 @@ def test_lint_is_clean(tmp_path):
     [
         (
             "config/config.yaml",
+            # the real model converted once; 2 datasets x (silu 2 rates x 2 seeds + lora 2
+            # seeds) trained, each run and the base evaluated on both splits by one job
+            {"convert_gguf_model": 1, "prepare_data": 2, "train": 12, "evaluate": 14},
+        ),
+        (
+            "config/tiny.yaml",
             {"make_tiny_model": 1, "prepare_data": 6, "train": 60, "evaluate": 66},
         ),
         (
