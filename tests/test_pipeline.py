@@ -150,7 +150,8 @@ def test_report_is_self_contained_html(finished):
     # it opens with what ran (report/workflow.rst, rendered from the config) and how to read it
     assert "Post-block low-rank steering: a reproduction run" in html
     assert "config/test.yaml" in html and "How to read it" in html
-    assert "swept over lr" in html and "BoolQ (synthetic)" in html
+    assert "swept over lr" in html
+    assert "BoolQ (synthetic; the first 64 training rows, the first 16 rows of each" in html
 
 
 def test_lint_is_clean(tmp_path):
@@ -171,6 +172,11 @@ def test_lint_is_clean(tmp_path):
         (
             "config/tiny.yaml",
             {"make_tiny_model": 1, "prepare_data": 6, "train": 60, "evaluate": 66},
+        ),
+        (
+            "config/smollm2.yaml",
+            # the paper's 41 points on the one real model and all six tasks
+            {"convert_gguf_model": 1, "prepare_data": 6, "train": 6 * 41 * 3, "evaluate": 6 * 124},
         ),
         (
             "config/paper.yaml",
