@@ -31,6 +31,20 @@ ROOT = Path(__file__).resolve().parent.parent
 CASES = ("smollm2", "llama-3.2-1b")  # the default; choices: "smollm2" and harness.SHAPES
 
 
+def add_real_model_arguments(p: argparse.ArgumentParser) -> None:
+    """``--model`` (SmolLM2-135M-Instruct's directory) and ``--arc-dir`` (real ARC rows)."""
+    p.add_argument("--model", type=Path, default=ROOT / ".cache/models/smollm2-135m")
+    p.add_argument("--arc-dir", type=Path, required=True, help="ARC-Challenge data directory")
+
+
+def require_model(model: Path) -> None:
+    if not (model / "config.json").is_file():
+        sys.exit(
+            f"error: no model at {model}: convert SmolLM2-135M-Instruct there "
+            "(python scripts/convert_gguf.py, docs/models.md) or pass --model DIR"
+        )
+
+
 def arc_batches(model_dir: Path, arc_dir: Path, batch: int, n: int) -> list[dict]:
     """``n`` batches of real ARC training rows, tokenized and padded as training does."""
     from steering.data import Collator, tokenize_split, uses_chat_template
@@ -122,18 +136,13 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", type=Path, default=ROOT / ".cache/models/smollm2-135m")
-    p.add_argument("--arc-dir", type=Path, required=True, help="ARC-Challenge data directory")
+    add_real_model_arguments(p)
     p.add_argument("--shapes", nargs="+", default=list(CASES), choices=["smollm2", *harness.SHAPES])
     p.add_argument("--dtype", default="float32", choices=list(harness.DTYPES))
     p.add_argument("--batch", type=int, default=8)
     harness.add_common_arguments(p, repeats=5)
     a = p.parse_args()
-    if not (a.model / "config.json").is_file():
-        sys.exit(
-            f"error: no model at {a.model}: put the Hugging Face directory of "
-            "SmolLM2-135M-Instruct there or pass --model DIR"
-        )
+    require_model(a.model)
     batches = arc_batches(a.model, a.arc_dir, a.batch, a.repeats + 1)
     rows = [measure(name, a, batches) for name in a.shapes]
     harness.print_table(rows, [k for k in rows[0] if k != "times_s"])

@@ -21,17 +21,15 @@ figure is the best round. Writes benchmarks/results/method_throughput_<cpu|gpu>_
 """
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import harness
 import torch
-from logits_step import arc_batches
+from logits_step import add_real_model_arguments, arc_batches, require_model
 
 from steering.logits import SupervisedHead, loss_of
 
-ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("steering", "lora", "full")
 
 
@@ -103,19 +101,14 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", type=Path, default=ROOT / ".cache/models/smollm2-135m")
-    p.add_argument("--arc-dir", type=Path, required=True, help="ARC-Challenge data directory")
+    add_real_model_arguments(p)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--dtype", default="float32", choices=list(harness.DTYPES))
     p.add_argument("--batch", type=int, default=8, help="training rows a step")
     p.add_argument("--eval-rows", type=int, default=16, help="test prompts decoded at once")
     harness.add_common_arguments(p, repeats=3)
     a = p.parse_args()
-    if not (a.model / "config.json").is_file():
-        sys.exit(
-            f"error: no model at {a.model}: convert SmolLM2-135M-Instruct there "
-            "(python scripts/convert_gguf.py, docs/models.md) or pass --model DIR"
-        )
+    require_model(a.model)
     batches = arc_batches(a.model, a.arc_dir, a.batch, a.repeats + 1)
     prompts, tokenizer = eval_prompts(a)
     sides = [Side(m, a, batches) for m in a.methods]
