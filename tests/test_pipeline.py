@@ -170,6 +170,11 @@ def test_lint_is_clean(tmp_path):
             {"convert_gguf_model": 1, "prepare_data": 2, "train": 12, "evaluate": 14},
         ),
         (
+            "config/smollm2-cpu.yaml",
+            # 2 datasets x (silu 2 rates + lora + full), one seed
+            {"convert_gguf_model": 1, "prepare_data": 2, "train": 8, "evaluate": 10},
+        ),
+        (
             "config/tiny.yaml",
             {"make_tiny_model": 1, "prepare_data": 6, "train": 60, "evaluate": 66},
         ),
