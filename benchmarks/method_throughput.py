@@ -14,7 +14,10 @@ built by its method of the registry (``steering.methods``) from a fresh load of 
 - evaluation: greedy generation of ``--eval-rows`` test prompts at once (batched as
   evaluation batches them, ARC's 100 new tokens at most), after a step of training so that
   steering's adapters are not a no-op. Reported: prompt tokens and generated tokens per second
-  (``eval_new_tokens_per_s`` counts the tokens generated until each row ends).
+  (``eval_new_tokens_per_s`` counts the tokens generated until each row ends, so it depends on
+  how long each method's answers are), and the comparable cost: the decoding steps the batch
+  ran (its longest row, end token included) and ``eval_batch_tokens_per_s``, rows x steps per
+  second, the tokens the model computed, finished rows included.
 
 The methods alternate within each round (drift on a busy machine hits all of them); each
 figure is the best round. Writes benchmarks/results/method_throughput_<cpu|gpu>_smollm2.json.
@@ -41,6 +44,12 @@ def build(method: str, a):
     return get_method(method).build(base, {"rank": 8}).train()
 
 
+def arc_max_new_tokens() -> int:
+    from steering.tasks import get_task
+
+    return get_task("ARC_Challenge").max_new_tokens
+
+
 def eval_prompts(a) -> tuple[list[list[int]], object]:
     from steering.data import encode_prompt
     from steering.loader import load_tokenizer
@@ -65,6 +74,7 @@ class Side:
         self.train_s: list[float] = []
         self.eval_s: list[float] = []
         self.new_tokens = 0
+        self.steps = 0
 
     def train_step(self, k: int) -> None:
         inputs = {key: v.to(self.a.device) for key, v in self.batches[k].items()}
@@ -86,7 +96,7 @@ class Side:
             gen = greedy_generate(
                 self.model,
                 prompts,
-                100,  # ARC_Challenge's max new tokens
+                arc_max_new_tokens(),
                 pad_token_id=tokenizer.pad_token_id,
                 batch_size=len(prompts),
                 progress=False,
@@ -94,6 +104,8 @@ class Side:
         harness.synchronize(self.a.device)
         self.eval_s.append(time.perf_counter() - start)
         self.new_tokens = sum(len(t) for t in gen.tokens)
+        # a row that ended also generated its end token, which gen.tokens leaves out
+        self.steps = max(min(len(t) + 1, arc_max_new_tokens()) for t in gen.tokens)
         self.model.train()
 
 
@@ -140,6 +152,8 @@ def main() -> None:
                 "eval_prompt_tokens_per_s": round(prompt_tokens / gen, 1),
                 "eval_new_tokens": side.new_tokens,
                 "eval_new_tokens_per_s": round(side.new_tokens / gen, 1),
+                "eval_steps": side.steps,
+                "eval_batch_tokens_per_s": round(len(prompts) * side.steps / gen, 1),
                 "train_times_s": [round(t, 3) for t in side.train_s],
                 "eval_times_s": [round(t, 3) for t in side.eval_s],
             }

@@ -202,4 +202,8 @@ def test_method_throughput(tmp_path):
             r["train_tokens_per_s"] > 0 and r["train_fed_tokens_per_s"] >= r["train_tokens_per_s"]
         )
         assert r["eval_new_tokens"] > 0 and r["eval_new_tokens_per_s"] > 0
+        # the batch ran as many steps as its longest row, so it computed at least what it kept
+        assert 1 <= r["eval_steps"] <= 100
+        assert 3 * r["eval_steps"] >= r["eval_new_tokens"]  # 3 rows
+        assert r["eval_batch_tokens_per_s"] >= r["eval_new_tokens_per_s"] - 0.1  # rounding
         assert len(r["train_times_s"]) == len(r["eval_times_s"]) == 1  # the warm-up round dropped
