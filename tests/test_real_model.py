@@ -285,7 +285,9 @@ def test_last_token_steering_equals_its_stepwise_definition(base, arc_prompts):
             packed = steered(input_ids=ids, attention_mask=mask).logits
             naive = naive_logits(steered, ids, mask)
         real = mask.bool()
-        torch.testing.assert_close(packed[real], naive[real], rtol=0, atol=1e-4)
+        # fp32 logits of size ~10 from differently shaped matmuls (the naive side runs a
+        # pass per prefix length): reduction order moves them by ~1e-4, ~1e-5 relative
+        torch.testing.assert_close(packed[real], naive[real], rtol=1e-5, atol=1e-4)
         with steered.disabled(), torch.no_grad():  # the steering is not a no-op here
             plain = steered.base_model(input_ids=ids, attention_mask=mask).logits
         assert (plain[real] - packed[real]).abs().max() > 1e-2
