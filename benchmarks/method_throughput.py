@@ -90,13 +90,14 @@ class Side:
         from steering.generation import greedy_generate
 
         self.model.eval()
+        limit = arc_max_new_tokens()
         harness.synchronize(self.a.device)
         start = time.perf_counter()
         with torch.no_grad():
             gen = greedy_generate(
                 self.model,
                 prompts,
-                arc_max_new_tokens(),
+                limit,
                 pad_token_id=tokenizer.pad_token_id,
                 batch_size=len(prompts),
                 progress=False,
@@ -105,7 +106,7 @@ class Side:
         self.eval_s.append(time.perf_counter() - start)
         self.new_tokens = sum(len(t) for t in gen.tokens)
         # a row that ended also generated its end token, which gen.tokens leaves out
-        self.steps = max(min(len(t) + 1, arc_max_new_tokens()) for t in gen.tokens)
+        self.steps = max(min(len(t) + 1, limit) for t in gen.tokens)
         self.model.train()
 
 
