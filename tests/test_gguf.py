@@ -1,6 +1,11 @@
 """GGUF -> model directory (steering/gguf.py, scripts/convert_gguf.py) on tiny GGUF files
 written here with the gguf package's GGUFWriter: exact weights, tokenizer and template, the
-manifest, umask-following modes, reruns, the pipeline's rule, and every bad input."""
+manifest, umask-following modes, reruns, the pipeline's rule, and every bad input.
+
+The special tokens come from the file's metadata whatever transformers would infer (5.17 names
+a llama tokenizer's EOS from the BOS id and drops the pad id): tiny files whose metadata names
+other specials, and (marker ``real``) the converted SmolLM2-135M-Instruct of
+tests/test_real_model.py's fixtures, which `make test-compat` runs under transformers 5.17."""
 
 import hashlib
 import json
@@ -16,6 +21,7 @@ import yaml
 from steering import gguf
 from steering.loader import load_base_model, load_tokenizer
 from tests.gguf_files import tiny_gguf_model, write_tiny_gguf
+from tests.test_real_model import real_dir, real_source  # noqa: F401  (real_converted's)
 from tests.workflow import ROOT, copy_workflow, job_counts, run_script, snakemake
 
 SCHEMA = ROOT / "config" / "schema.yaml"
@@ -152,7 +158,21 @@ def _not_in_package(tiny, tmp_path):
     return args, "holds no file 'big.gguf'; name one of its GGUF files: tiny.gguf"
 
 
-BAD = [_truncated, _header_cut, _unsupported, _not_gguf, _no_file, _no_package, _not_in_package]
+def _special_outside_vocabulary(tiny, tmp_path):
+    with_special_ids(tiny[0], tmp_path / "eos.gguf", {"eos_token_id": 10**6})
+    return ["--gguf", tmp_path / "eos.gguf"], "tokenizer.ggml.eos_token_id is 1000000, outside"
+
+
+BAD = [
+    _truncated,
+    _header_cut,
+    _unsupported,
+    _not_gguf,
+    _no_file,
+    _no_package,
+    _not_in_package,
+    _special_outside_vocabulary,
+]
 
 
 @pytest.mark.parametrize("bad", BAD, ids=lambda f: f.__name__.strip("_"))
@@ -281,3 +301,141 @@ def test_the_pipeline_arguments_of_gguf_models():
     assert re.fullmatch(pipeline.built_pattern(config, "gguf"), "s")
     assert not re.fullmatch(pipeline.built_pattern(config, "gguf"), "t")
     assert not re.fullmatch(pipeline.built_pattern({"models": {"t": {"tiny": {}}}}, "gguf"), "t")
+
+
+def with_special_ids(src, dst, ids: dict[str, int | None]):
+    """A copy of GGUF file ``src`` at ``dst`` whose ``tokenizer.ggml.<key>`` special ids are
+    ``ids`` (None: the key left out); every other key and tensor as in ``src``."""
+    from gguf import GGUFReader, GGUFValueType, GGUFWriter
+
+    reader = GGUFReader(str(src))
+    writer = GGUFWriter(str(dst), reader.fields["general.architecture"].contents())
+    for name, field in reader.fields.items():
+        # GGUF.* are the header's own counts; the writer states the architecture itself
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        if name.removeprefix("tokenizer.ggml.") in ids:
+            continue
+        main = field.types[0]
+        sub = field.types[-1] if main == GGUFValueType.ARRAY else None
+        writer.add_key_value(name, field.contents(), main, sub_type=sub)
+    for key, value in ids.items():
+        if value is not None:
+            writer.add_uint32(f"tokenizer.ggml.{key}", value)
+    for t in reader.tensors:
+        writer.add_tensor(t.name, t.data, raw_dtype=t.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return dst
+
+
+def assert_specials(directory, expected: dict[str, tuple[str, int] | None]) -> None:
+    """``directory``'s special tokens are ``expected`` ({"eos": (token, id), ...}, None: unset)
+    in the tokenizer as transformers loads it, tokenizer_config.json, the generation config and
+    the model config (no unknown id in the configs)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(directory))
+    files = {
+        n: json.loads((directory / n).read_text())
+        for n in ("tokenizer_config.json", "generation_config.json", "config.json")
+    }
+    for name, want in expected.items():
+        token, token_id = want if want is not None else (None, None)
+        got = (getattr(tok, f"{name}_token"), getattr(tok, f"{name}_token_id"))
+        assert got == (token, token_id), name
+        assert files["tokenizer_config.json"].get(f"{name}_token") == token, name
+        if name != "unk":
+            for n in ("generation_config.json", "config.json"):
+                assert files[n].get(f"{name}_token_id") == token_id, (n, name)
+    # ids beside the token strings would be a second, possibly contradicting, truth
+    assert not [k for k in files["tokenizer_config.json"] if k.endswith("_token_id")]
+
+
+TINY_TOKENS = {"bos": ("<|bos|>", 1), "eos": ("<|eos|>", 2), "pad": ("<|pad|>", 0), "unk": None}
+# The metadata's special ids -> the specials the converted directory must name. Unlike the
+# tokenizer the tiny file was written from, and unlike what transformers 5.17 infers (EOS from
+# the BOS id, no pad).
+SPECIAL_CASES = {
+    "as_written": ({}, TINY_TOKENS),
+    "smollm2_layout": (  # pad is EOS and an unknown token is named, as in SmolLM2's file
+        {"bos_token_id": 3, "eos_token_id": 4, "padding_token_id": 4, "unknown_token_id": 5},
+        {
+            "bos": ("<|user|>", 3),
+            "eos": ("<|assistant|>", 4),
+            "pad": ("<|assistant|>", 4),
+            "unk": ("<|system|>", 5),
+        },
+    ),
+    "no_pad": ({"padding_token_id": None}, {**TINY_TOKENS, "pad": None}),
+}
+
+
+@pytest.mark.parametrize("case", SPECIAL_CASES)
+def test_the_special_tokens_are_the_files_metadata(case, tiny, converted, tmp_path):
+    ids, expected = SPECIAL_CASES[case]
+    if ids:
+        src = with_special_ids(tiny[0], tmp_path / "s.gguf", ids)
+        out, _ = gguf.convert(gguf.from_path(src), tmp_path / "m")
+    else:
+        out = converted
+    assert_specials(out, expected)
+    recorded = gguf.manifest_of(out)["gguf"]["special_tokens"]
+    assert recorded == {
+        f"{n}_token": None if want is None else {"token": want[0], "id": want[1]}
+        for n, want in expected.items()
+    }
+    if expected["pad"] is None:  # what the scripts then pad with: EOS, the protocol's rule
+        assert load_tokenizer(str(out)).pad_token == expected["eos"][0]
+
+
+def test_a_conversion_without_the_files_specials_is_redone(tiny, converted, tmp_path):
+    """A directory converted before the specials came from the metadata (its manifest records
+    none; its tokenizer may name transformers 5.17's guesses) is converted again, not reused."""
+    out = shutil.copytree(converted, tmp_path / "m")
+    manifest = json.loads((out / gguf.MANIFEST).read_text())
+    del manifest["gguf"]["special_tokens"]
+    (out / gguf.MANIFEST).write_text(json.dumps(manifest))
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    (out / "tokenizer_config.json").write_text(json.dumps({**config, "eos_token": "<|bos|>"}))
+    assert gguf.convert(gguf.from_path(tiny[0]), out) == (out, True)
+    assert_specials(out, TINY_TOKENS)
+
+
+@pytest.fixture(scope="module")
+def real_converted(request, tmp_path_factory):
+    """The GGUF source and the converted SmolLM2 as this transformers converts it: the cached
+    directory when this version made it, else a fresh conversion (`make test-compat` shares
+    .cache/models/ with `make test`; a directory another version converted tests nothing here).
+    """
+    import transformers
+
+    source, cached = (request.getfixturevalue(f) for f in ("real_source", "real_dir"))
+    if gguf.manifest_of(cached)["versions"]["transformers"] == transformers.__version__:
+        return source, cached
+    return source, gguf.convert(source, tmp_path_factory.mktemp("real") / "smollm2")[0]
+
+
+@pytest.mark.real
+def test_the_real_models_special_tokens_are_its_gguf_metadata(real_converted):
+    """SmolLM2-135M-Instruct's file names BOS <|im_start|>, EOS and pad <|im_end|>, unknown
+    <|endoftext|>, as the model's own tokenizer config does (read here straight from the
+    metadata); transformers 5.17 alone would convert it with EOS <|im_start|> and no pad."""
+    from gguf import GGUFReader
+
+    source, converted = real_converted
+    fields = GGUFReader(str(source.path)).fields
+    tokens = fields["tokenizer.ggml.tokens"]
+    metadata = {}
+    for name, key in [("bos", "bos"), ("eos", "eos"), ("pad", "padding"), ("unk", "unknown")]:
+        i = int(fields[f"tokenizer.ggml.{key}_token_id"].contents())
+        metadata[name] = (tokens.contents(i), i)
+    assert metadata == {
+        "bos": ("<|im_start|>", 1),
+        "eos": ("<|im_end|>", 2),
+        "pad": ("<|im_end|>", 2),
+        "unk": ("<|endoftext|>", 0),
+    }
+    assert_specials(converted, metadata)
