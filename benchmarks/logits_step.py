@@ -47,7 +47,8 @@ def require_model(model: Path) -> None:
 
 def arc_batches(model_dir: Path, arc_dir: Path, batch: int, n: int) -> list[dict]:
     """``n`` batches of real ARC training rows, tokenized and padded as training does."""
-    from steering.data import Collator, tokenize_split, uses_chat_template
+    from steering.architectures import uses_chat_template
+    from steering.data import Collator, tokenize_split
     from steering.loader import load_tokenizer
     from steering.sampling import TrainingOrder
     from steering.tasks import get_task

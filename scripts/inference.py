@@ -54,6 +54,12 @@ def parse_args() -> argparse.Namespace:
         choices=list(DEVICE_MAPS),
         help="spread a large model over all visible GPUs (accelerate), instead of --device",
     )
+    p.add_argument(
+        "--offload-folder",
+        help="with --device-map: a directory for the layers that fit neither GPU nor CPU, "
+        "when their weights must be written out first (a .bin checkpoint; safetensors ones "
+        "are read in place)",
+    )
     p.add_argument("--seed", type=int, default=42, help="recorded in the provenance")
     p.add_argument("--single-bos", action="store_true", help=SINGLE_BOS_HELP)
     p.add_argument("--no-progress", action="store_true")
@@ -85,6 +91,7 @@ def main() -> None:
             precision=resolve(a.precision, a.dtype),
             device=a.device,
             device_map=a.device_map,
+            offload_folder=a.offload_folder,
             seed=a.seed,
             progress=not a.no_progress,
             single_bos=a.single_bos,

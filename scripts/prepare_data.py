@@ -68,7 +68,8 @@ def main() -> int:
 
 
 def print_token_stats(task, splits, model_name: str, single_bos: bool) -> None:
-    from steering.data import describe_stats, tokenize_split, truncation_stats, uses_chat_template
+    from steering.architectures import uses_chat_template
+    from steering.data import describe_stats, tokenize_split, truncation_stats
     from steering.loader import load_model_type, load_tokenizer
 
     tokenizer = load_tokenizer(model_name)

@@ -100,6 +100,12 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
+def uses_chat_template(model_type: str) -> bool:
+    """Whether the protocol sends prompts through the chat template (Gemma models)."""
+    arch = ARCHITECTURES.get(model_type)
+    return bool(arch and arch.gemma)
+
+
 def _get(root: nn.Module, path: str) -> nn.Module | None:
     module = root
     for part in path.split(".") if path else ():

@@ -18,16 +18,8 @@ from typing import Any
 
 import torch
 
-from steering.architectures import ARCHITECTURES
-
 IGNORE_INDEX = -100
 SYSTEM_PROMPT = "You are a helpful assistant."
-
-
-def uses_chat_template(model_type: str) -> bool:
-    """Whether the protocol sends prompts through the chat template (Gemma models)."""
-    arch = ARCHITECTURES.get(model_type)
-    return bool(arch and arch.gemma)
 
 
 def chat_text(tokenizer, prompt: str, completion: str | None = None) -> str:
@@ -137,11 +129,13 @@ def ensure_pad_token(tokenizer):
 def truncation_stats(features, max_length: int) -> dict[str, Any]:
     """What right truncation does to a tokenized split (``tokenize_split``'s output): its
     rows, their token counts before truncation (mean, p50, p95, max), how many the max length
-    cuts, and how many keep no supervised token (their prompt fills the max length, so the
-    whole completion is cut and the row trains nothing, as in the official code)."""
+    cuts, how many keep no supervised token (their prompt fills the max length, so the
+    whole completion is cut and the row trains nothing, as in the official code), and the
+    most supervised tokens of a row."""
     lengths = sorted(features["untruncated_length"])
     rows = len(lengths)
-    unsupervised = sum(all(x == IGNORE_INDEX for x in labels) for labels in features["labels"])
+    supervised = [sum(x != IGNORE_INDEX for x in labels) for labels in features["labels"]]
+    unsupervised = supervised.count(0)
 
     def quantile(q: float) -> int:
         return lengths[min(rows - 1, round(q * (rows - 1)))] if rows else 0
@@ -156,6 +150,8 @@ def truncation_stats(features, max_length: int) -> dict[str, Any]:
         "truncated": sum(n > max_length for n in lengths),
         "unsupervised": unsupervised,
         "unsupervised_share": unsupervised / rows if rows else 0.0,
+        # the most positions of a row whose logits training computes (memory.plan_training)
+        "max_supervised": max(supervised, default=0),
     }
 
 

@@ -15,6 +15,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import GenerationConfig
 
+from steering.model import layer_dtype_device
+
 
 @dataclass
 class Generated:
@@ -31,13 +33,14 @@ def _eos_ids(model, eos_token_id) -> list[int]:
 
 
 def input_device(model) -> torch.device:
-    """Where token ids go: the input embedding's device (a device_map model's first GPU)."""
+    """Where token ids go: where the input embedding runs (a device_map model's first GPU;
+    for an offloaded embedding, whose weight is on ``meta``, its hook's execution device)."""
     inner = model
     while not hasattr(inner, "get_input_embeddings") and hasattr(inner, "base_model"):
         inner = inner.base_model  # our wrappers (SteeredModel, ReftModel) around the HF model
     if hasattr(inner, "get_input_embeddings"):
-        return inner.get_input_embeddings().weight.device
-    return next(model.parameters()).device
+        return layer_dtype_device(inner.get_input_embeddings())[1]
+    return layer_dtype_device(model)[1]
 
 
 @torch.inference_mode()  # cheaper than generate's own no_grad: no version counters

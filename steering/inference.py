@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from steering import storage
-from steering.data import uses_chat_template
+from steering import gpu_lease, storage
+from steering.architectures import uses_chat_template
 from steering.evaluation import evaluate_splits, provenance
 from steering.loader import load_tokenizer, pick_device
 from steering.methods import for_checkpoint
@@ -46,6 +46,7 @@ class InferenceSettings:
     precision: str = "fp32"  # fp32 | tf32 | bf16 (steering/precision.py)
     device: str | None = None
     device_map: str | None = None  # "auto": spread the model over the visible GPUs
+    offload_folder: str | None = None  # with device_map: where offloaded weights are written
     seed: int = 42
     progress: bool = True
     single_bos: bool = False  # chat path: drop the template's BOS the tokenizer doubles
@@ -94,7 +95,9 @@ def run_inference(s: InferenceSettings) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     method = for_checkpoint(path)
     method.check_precision(s.precision)
-    apply_precision(s.precision, pick_device(s.device))
+    device = pick_device(s.device)
+    gpu_lease.say_if_on_cpu(device.type, "evaluates")
+    apply_precision(s.precision, device)
     model, base = method.load(path, s)
     settings = {**asdict(s), **method.provenance(model, path)}
     return evaluate_splits(

@@ -26,15 +26,68 @@ class RemoteCodeRefused(ValueError):
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    """``device``, else CUDA when present (under torchrun: this process's GPU), else CPU."""
+    """``device``, else CUDA when present, else CPU; under torchrun a bare ``cuda`` (or none)
+    is this process's GPU, ``cuda:<LOCAL_RANK>`` (``device_name`` has the rules)."""
     import torch
 
-    if device:
-        return torch.device(device)
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     local_rank = os.environ.get("LOCAL_RANK")
-    return torch.device(f"cuda:{local_rank}" if local_rank is not None else "cuda")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return torch.device(device_name(device, local_rank, gpus, world))
+
+
+def device_name(device: str | None, local_rank: str | None, gpus: int, world: int = 1) -> str:
+    """The device one process computes on, from ``--device``, torchrun's ``LOCAL_RANK`` and
+    ``WORLD_SIZE`` and the number of visible GPUs (no torch here: the rules are testable on a
+    machine without one).
+
+    - none: ``cuda:<LOCAL_RANK>`` (``cuda:0`` outside torchrun) when a GPU is visible, else CPU;
+    - ``cuda``: the same GPU, and an error when none is visible (no silent CPU run);
+    - ``cuda:<k>``: GPU k; under torchrun with several processes only each one's own (all
+      processes on one GPU would fail in NCCL, far from the cause);
+    - anything else (``cpu``, ``mps``): as given.
+    """
+    rank = int(local_rank) if local_rank not in (None, "") else None
+    if device is None and gpus == 0:
+        return "cpu"
+    if device in (None, "cuda"):
+        if gpus == 0:
+            raise ValueError(
+                "--device cuda, but no CUDA GPU is visible to this process (check "
+                f"nvidia-smi, CUDA_VISIBLE_DEVICES={_visible()}, and that torch is a CUDA "
+                "build); use --device cpu to train on the CPU"
+            )
+        index = rank or 0
+        if index >= gpus:
+            raise ValueError(
+                f"this is torchrun's process LOCAL_RANK={index}, and {gpus} GPU(s) are visible "
+                f"(CUDA_VISIBLE_DEVICES={_visible()}): start one process per GPU "
+                f"(--nproc-per-node {gpus}, or gpus_per_train in the config), or use --device "
+                "cpu for every process"
+            )
+        return f"cuda:{index}"
+    if device.startswith("cuda:"):
+        index = device.removeprefix("cuda:")
+        if not index.isdigit():
+            raise ValueError(f"--device {device}: give cuda, cuda:<index> or cpu")
+        if rank is not None and world > 1 and int(index) != rank:
+            raise ValueError(
+                f"--device {device} under torchrun puts every process on one GPU; give "
+                "--device cuda, and each process takes its own (cuda:<LOCAL_RANK>)"
+            )
+        if int(index) >= gpus:
+            raise ValueError(
+                f"--device {device}, and {gpus} GPU(s) are visible to this process "
+                f"(CUDA_VISIBLE_DEVICES={_visible()}); GPUs are numbered from 0 among the "
+                "visible ones"
+            )
+    return device
+
+
+def _visible() -> str:
+    """``CUDA_VISIBLE_DEVICES`` as the messages show it: unset, empty or its value."""
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return "(unset)" if value is None else repr(value)
 
 
 def model_short_name(model_name: str) -> str:
@@ -80,11 +133,16 @@ def load_base_model(
     dtype: str = "float32",
     device: str | None = None,
     device_map: str | None = None,
+    offload_folder: str | os.PathLike | None = None,
 ):
     """The frozen-to-be base model in eval mode on ``device``; Gemma with eager attention.
 
-    ``device_map`` ("auto", ...) instead spreads the layers over all visible GPUs (then CPU)
-    with accelerate, for models larger than one GPU; adapters follow their layers' devices."""
+    ``device_map`` ("auto", ...) instead spreads the layers over all visible GPUs, then CPU,
+    then disk, with accelerate, for models larger than one GPU; adapters run where their
+    layers do (``steering.model.layer_dtype_device``). Disk-offloaded weights are read where
+    they lie in the model's safetensors files; weights that must be written first (a ``.bin``
+    checkpoint, or weights converted on loading) go to ``offload_folder``, without which
+    transformers refuses such a map."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -96,6 +154,8 @@ def load_base_model(
         raise ValueError(f"unknown --device-map {device_map!r}; choose one of {list(DEVICE_MAPS)}")
     if device_map is not None and device is not None:
         raise ValueError("give --device or --device-map, not both")
+    if offload_folder is not None and device_map is None:
+        raise ValueError("--offload-folder is used with --device-map only")
     try:
         model_type = _model_type(model_name)
     except (OSError, ValueError) as e:
@@ -105,6 +165,8 @@ def load_base_model(
     if arch is not None and arch.gemma:
         kwargs["attn_implementation"] = "eager"
     if device_map is not None:
+        if offload_folder is not None:
+            kwargs["offload_folder"] = str(offload_folder)
         return AutoModelForCausalLM.from_pretrained(
             model_name, device_map=device_map, **kwargs
         ).eval()

@@ -30,10 +30,36 @@ _PREFIX = "adapters."
 
 
 def layer_dtype_device(layer: nn.Module) -> tuple[torch.dtype, torch.device]:
-    for p in layer.parameters():
-        if p.is_floating_point():
-            return p.dtype, p.device
-    return torch.get_default_dtype(), torch.device("cpu")
+    """The dtype of ``layer``'s weights and the device its output is computed on: where a
+    module added to that output (an adapter, an intervention) must live.
+
+    A layer that accelerate offloads (a ``device_map`` with "disk" entries, or "cpu" ones
+    beside a GPU) keeps its weights on ``meta`` and runs on its hook's execution device, so
+    that device comes first; otherwise the first floating weight not on ``meta`` says where.
+    The dtype may come from a ``meta`` weight: offloading keeps it."""
+    floats = [p for p in layer.parameters() if p.is_floating_point()]
+    dtype = floats[0].dtype if floats else torch.get_default_dtype()
+    device = _execution_device(layer)
+    if device is None:
+        real = [p.device for p in floats if p.device.type != "meta"]
+        # all on meta without a hook: a model built on meta, whose adapters stay there too
+        device = (real or [p.device for p in floats] or [torch.device("cpu")])[0]
+    return dtype, device
+
+
+def _execution_device(module: nn.Module) -> torch.device | None:
+    """The execution device of accelerate's hook on ``module`` or, when ``module`` has none
+    (a device map that splits it), on the first of its submodules that has one."""
+    for m in module.modules():
+        hook = getattr(m, "_hf_hook", None)
+        if hook is None:
+            continue
+        # several hooks on one module come as a SequentialHook holding them in ``hooks``
+        for h in getattr(hook, "hooks", (hook,)):
+            device = getattr(h, "execution_device", None)
+            if device is not None:
+                return torch.device(device)  # may be a GPU index: torch.device(0) is cuda:0
+    return None
 
 
 def load_prefixed(

@@ -26,8 +26,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from steering.architectures import decoder_layers, get_architecture, site_module, text_config
-from steering.data import IGNORE_INDEX, Collator, encode_example, uses_chat_template
+from steering.architectures import (
+    decoder_layers,
+    get_architecture,
+    site_module,
+    text_config,
+    uses_chat_template,
+)
+from steering.data import IGNORE_INDEX, Collator, encode_example
 
 BRANCHES = ("attn", "mlp")
 

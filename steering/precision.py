@@ -62,6 +62,26 @@ def apply(precision: str, device) -> None:
             f"--precision bf16: {name} ({device}) has no bfloat16 support; use --precision "
             "fp32 or tf32"
         )
-    tf32 = precision == "tf32"
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
+    set_tf32(precision == "tf32")
+
+
+def set_tf32(enabled: bool, backends=None) -> None:
+    """TF32 matrix products (and cuDNN convolutions) on or off, process-wide.
+
+    torch 2.9+ has ``fp32_precision`` ("tf32" / "ieee") per backend and deprecates the
+    ``allow_tf32`` flags; once the new setting is used, reading an old flag raises. So the new
+    API where it exists, the old flags only on older torch, never both. ``backends``:
+    ``torch.backends`` (another object in tests)."""
+    if backends is None:
+        import torch
+
+        backends = torch.backends
+    try:
+        backends.cuda.matmul.fp32_precision  # noqa: B018 - probes for the torch 2.9+ API
+    except AttributeError:
+        backends.cuda.matmul.allow_tf32 = enabled
+        backends.cudnn.allow_tf32 = enabled
+        return
+    mode = "tf32" if enabled else "ieee"
+    backends.cuda.matmul.fp32_precision = mode
+    backends.cudnn.conv.fp32_precision = mode

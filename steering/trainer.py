@@ -12,6 +12,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from steering import resume
 from steering.errors import NonFiniteLoss
+from steering.gradients import all_finite, local_part
 from steering.loader import model_short_name, pick_device
 from steering.methods import get_method
 from steering.sampling import TrainingOrder
@@ -30,10 +31,10 @@ class FiniteGradients(TrainerCallback):
     """
 
     def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
-        named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
-        if not named or torch.stack([torch.isfinite(g).all() for _, g in named]).all():
+        named = [(n, local_part(p.grad)) for n, p in model.named_parameters() if p.grad is not None]
+        if all_finite([g for _, g in named]):
             return
-        bad = [n for n, g in named if not torch.isfinite(g).all()]
+        bad = [n for n, g in named if not torch.isfinite(g).all()] or ["(another process's shard)"]
         raise NonFiniteLoss(
             f"gradients are NaN or infinite at optimizer step {state.global_step + 1} "
             f"(epoch {state.epoch or 0:.2f}) in {len(bad)} of {len(named)} trainable tensors, "
@@ -88,7 +89,30 @@ def training_arguments(
         kw["group_by_length"] = True
     elif "train_sampling_strategy" in names:
         kw["train_sampling_strategy"] = "group_by_length"
-    return TrainingArguments(**kw)
+    return one_device_per_process(TrainingArguments(**kw))
+
+
+def one_device_per_process(args: TrainingArguments) -> TrainingArguments:
+    """Each process trains on one device. Left alone, a single process that sees several GPUs
+    wraps the model in ``nn.DataParallel`` over all of them and draws ``bs`` rows per GPU, so
+    its batch is no longer the protocol's (8 x 2 on 8 GPUs becomes 64 x 2); several GPUs are
+    used through torchrun (``gpus_per_train``), one process each."""
+    if args.n_gpu > 1 and args.world_size == 1:  # n_gpu first: it sets the devices up
+        args._n_gpu = 1  # read by Trainer (DataParallel, batch size); no public setter
+    return args
+
+
+def check_trainer_device(device: torch.device, world: int) -> None:
+    """Refuse a device the HF Trainer would not train on. A single process trains on the
+    first visible GPU (the Trainer moves the model there), so ``--device cuda:1`` would be
+    quietly ignored; under torchrun each process takes ``cuda:<LOCAL_RANK>``, which
+    ``loader.pick_device`` already gives."""
+    if world == 1 and device.type == "cuda" and (device.index or 0) != 0:
+        raise ValueError(
+            f"--device {device}: the HF Trainer trains one process on the first visible GPU; "
+            f"to train on GPU {device.index}, run with CUDA_VISIBLE_DEVICES={device.index} and "
+            "--device cuda (the pipeline's GPU leases do this for every job)"
+        )
 
 
 class SteeringTrainer(Trainer):

@@ -15,6 +15,19 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+# What every process a CPU test starts gets: no GPU, whatever the machine has. Such tests
+# compare numbers made on the CPU (gloo for the torchrun ones), and on a GPU machine their
+# processes would otherwise take GPUs they do not expect (rank 1 on a one-GPU machine fails).
+# Tests meant for GPUs are marked `gpu` (one) or `gpus(n)` and skip with the reason when fewer
+# are visible (docs/development.md says which tests run where).
+CPU_ONLY = {"CUDA_VISIBLE_DEVICES": ""}
+
+
+def cpu_env(**extra: str) -> dict[str, str]:
+    """The environment of a process a CPU test starts: this one's, the hub off, no GPU."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", **CPU_ONLY, **extra}
+
+
 from steering.architectures import decoder_layers  # noqa: E402
 from steering.tiny import build_tokenizer  # noqa: E402
 
@@ -39,12 +52,13 @@ LONGEST_FIRST = (
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep order
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA device; none here")
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        needed = item.get_closest_marker("gpus")
+        wanted = needed.args[0] if needed else 1 if "gpu" in item.keywords else 0
+        if wanted > visible:
+            reason = f"needs {wanted} CUDA GPU(s); {visible} visible"
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")

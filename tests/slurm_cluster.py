@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CPU_ONLY
+
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
 BINARIES = ("/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "sinfo", "sbatch")
 CLIENTS = ("srun", "sbatch", "salloc", "squeue", "scontrol", "sinfo", "scancel", "sacct")
@@ -131,6 +133,7 @@ class SlurmCluster:
             **{k: v for k, v in os.environ.items() if not k.startswith("SLURM_")},
             "SLURM_CONF": str(self.conf),
             "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+            **CPU_ONLY,  # its jobs are CPU jobs, whatever GPUs the test machine has
         }
 
     # ---- set-up --------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from steering.architectures import uses_chat_template
 from steering.data import (
     IGNORE_INDEX,
     SYSTEM_PROMPT,
@@ -12,7 +13,6 @@ from steering.data import (
     encode_prompt,
     ensure_pad_token,
     tokenize_split,
-    uses_chat_template,
 )
 from steering.tasks import get_task
 from steering.tiny import CHAT_TEMPLATE, build_tokenizer
@@ -195,6 +195,8 @@ def test_truncation_stats_count_cut_and_empty_rows(tokenizer):
     assert stats["rows"] == 4 and stats["max_tokens"] == max(lengths)
     assert stats["truncated"] == 1 and stats["unsupervised"] == 1  # the long row, wholly cut
     assert stats["p50_tokens"] == sorted(lengths)[2] and stats["unsupervised_share"] == 0.25
+    supervised = [sum(x != -100 for x in labels) for labels in features["labels"]]
+    assert stats["max_supervised"] == max(supervised) > 0  # the memory check's logits rows
     lines = describe_stats("BoolQ", "train", stats)
     assert lines[0].startswith("data: BoolQ train: 4 rows, tokens mean ")
     assert lines[1].startswith("warning: 25.0% of BoolQ train rows (1 of 4) train nothing")

@@ -99,3 +99,50 @@ def test_a_job_sees_only_its_leased_gpu(tmp_path):
         env=env,
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "0", proc.stderr
+
+
+SHOW_ASKED = "import os; print(os.environ.get('STEERING_GPUS_REQUESTED'))"
+
+
+@pytest.mark.parametrize("hidden", ["", "-1", "NoDevFiles"])
+def test_a_gpu_job_with_every_gpu_hidden_says_so_and_runs_on(hidden):
+    """CUDA_VISIBLE_DEVICES set but empty was taken as "GPUs chosen" and the job silently ran
+    on the CPU: now one line says so and what to check, and the job still runs."""
+    proc = _lease("2", "--", sys.executable, "-c", SHOW_ASKED, CUDA_VISIBLE_DEVICES=hidden)
+    assert proc.returncode == 0 and proc.stdout.strip() == "2"  # the command learns it asked
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("gpu_lease: this job asks for 2 GPU(s), and CUDA_VISIBLE_DEVICES=")
+    assert "hides every GPU" in line and "unset CUDA_VISIBLE_DEVICES" in line
+
+
+def test_a_gpu_job_given_fewer_gpus_than_it_asked_for_says_so():
+    proc = _lease("2", "--", sys.executable, "-c", SHOW_ASKED, CUDA_VISIBLE_DEVICES="3")
+    assert proc.returncode == 0
+    assert "asks for 2 GPU(s), and CUDA_VISIBLE_DEVICES='3' names 1" in proc.stderr
+    assert _lease("1", "--", "true", CUDA_VISIBLE_DEVICES="3").stderr == ""  # got what it asked
+
+
+def test_a_gpu_job_on_a_machine_without_nvidia_smi_says_it_runs_on_the_cpu(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env["PATH"] = os.path.dirname(sys.executable)  # python, and no nvidia-smi
+    proc = subprocess.run(
+        [sys.executable, "-m", "steering.gpu_lease", "1", "--", sys.executable, "-c", SHOW_ASKED],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "1"
+    assert "asks for 1 GPU(s), and nvidia-smi is not on PATH: it runs on the CPU" in proc.stderr
+    quiet = _lease("0", "--", "true", CUDA_VISIBLE_DEVICES="")
+    assert quiet.stderr == ""  # a job that asks for no GPU hears nothing
+
+
+def test_the_job_log_says_when_a_gpu_job_computes_on_the_cpu(monkeypatch, capsys):
+    monkeypatch.setenv(gpu_lease.REQUESTED, "1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    gpu_lease.say_if_on_cpu("cpu", "trains")
+    assert "warning: this job asked for 1 GPU(s) and trains on the CPU" in capsys.readouterr().err
+    gpu_lease.say_if_on_cpu("cuda", "trains")
+    monkeypatch.setenv(gpu_lease.REQUESTED, "0")
+    gpu_lease.say_if_on_cpu("cpu", "trains")
+    assert capsys.readouterr().err == ""  # on its GPU, or never asked for one: nothing

@@ -21,6 +21,7 @@ from steering.config import SteeringConfig
 from steering.lm_eval import INSTALL, SteeringLM, checkpoints, steered, tasks
 from steering.lm_eval.__main__ import main
 from steering.model import SteeredModel
+from tests.conftest import cpu_env
 
 ROOT = Path(__file__).resolve().parent.parent
 CKPTS = ROOT / "tests" / "data" / "checkpoints"
@@ -272,7 +273,9 @@ def test_the_checkpoint_names_its_base_model(tmp_path, models):
     get_method("reft").save(model, tmp_path / "ckpt", settings)
     lm = SteeringLM(checkpoint=str(tmp_path / "ckpt"))  # no pretrained: the recorded base
     assert lm.loaded.base_model == str(BASE) and lm.loaded.method == "reft"
-    assert ll(lm) == ll(bridge("reft", models))
+    # the re-saved rotation went through the orthogonal parametrization and back: equal up
+    # to float rounding (1e-7 relative, seen on some CPUs), not bit for bit
+    assert ll(lm) == pytest.approx(ll(bridge("reft", models)), rel=1e-5)
 
 
 def run_cli(args, capsys) -> tuple[int, str]:
@@ -291,6 +294,7 @@ def test_the_command_line_hands_over_to_lm_evals_with_our_model(task_dir, models
     ]
     proc = subprocess.run(
         [sys.executable, "-m", "steering.lm_eval", *map(str, args)],
+        env=cpu_env(),
         capture_output=True,
         text=True,
         timeout=600,

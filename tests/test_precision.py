@@ -198,3 +198,34 @@ def test_a_method_without_bf16_support_refuses_it():
 
     with pytest.raises(ValueError, match="runs under --precision fp32 or tf32, not bf16"):
         LayerScale().check_precision("bf16")
+
+
+def test_tf32_uses_the_new_api_on_torch_2_9_and_the_old_flags_before_it_without_warnings():
+    """torch 2.9+: ``fp32_precision``; the deprecated ``allow_tf32`` flags warn there, and
+    mixing both APIs makes reading an old flag raise. Set on a CPU machine too (process
+    flags, no GPU needed); restored afterwards."""
+    import warnings
+    from types import SimpleNamespace
+
+    from steering.precision import set_tf32
+
+    b = torch.backends
+    before = b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            set_tf32(True)
+            assert (b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision) == ("tf32",) * 2
+            set_tf32(False)
+            assert (b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision) == ("ieee",) * 2
+    finally:
+        b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision = before
+
+    class Legacy:  # torch before 2.9: no fp32_precision, only the flags
+        def __getattr__(self, name):
+            raise AttributeError(name)
+
+    old = SimpleNamespace(cuda=SimpleNamespace(matmul=Legacy()), cudnn=SimpleNamespace())
+    set_tf32(True, old)
+    assert old.cuda.matmul.allow_tf32 is True and old.cudnn.allow_tf32 is True
+    assert not hasattr(old.cudnn, "conv")

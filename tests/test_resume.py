@@ -3,7 +3,6 @@ last complete checkpoint and ends with the uninterrupted run's adapter, for ever
 or half-written resume state is never trusted."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -21,6 +20,7 @@ from steering.tasks import get_task
 from steering.tasks.files import write_prepared
 from steering.tiny import save_tiny_model
 from steering.training import TrainSettings, train
+from tests.conftest import cpu_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -158,6 +158,8 @@ def _train_command(ws: Path, out: str) -> list[str]:
         str(ROOT / "scripts" / "train.py"),
         "--model-name",
         str(ws / "big"),
+        "--device",
+        "cpu",
         "--dataset-name",
         "BoolQ",
         "--data-dir",
@@ -180,7 +182,7 @@ def _train_command(ws: Path, out: str) -> list[str]:
 
 def test_a_killed_training_process_resumes_to_the_uninterrupted_adapter(ws):
     save_tiny_model(ws / "big", "llama", hidden_size=64, num_layers=4)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = cpu_env(OMP_NUM_THREADS="1")
     done = subprocess.run(_train_command(ws, "whole"), env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
 

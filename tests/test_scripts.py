@@ -1,7 +1,6 @@
 """scripts/train.py and scripts/inference.py end to end, through the real scripts."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from safetensors.torch import load_file
 from steering.tasks import get_task
 from steering.tasks.files import write_prepared
 from steering.tiny import save_tiny_model
+from tests.conftest import cpu_env
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANT = "adapter_all_nonlinear_silu"
@@ -34,7 +34,7 @@ def workspace(tmp_path_factory):
 
 
 def script(name, *args, cwd, env=None):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", **(env or {})}
+    env = cpu_env(**{"WANDB_MODE": "disabled", **(env or {})})
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / name), *map(str, args), "--no-progress"],
         cwd=cwd,
@@ -219,7 +219,7 @@ def test_without_wandb_flag_nothing_imports_wandb(workspace, tmp_path):
         "except SystemExit as e:\n    assert e.code == 0, e.code\n"
         "print('wandb imported:', 'wandb' in sys.modules)\n"
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = cpu_env()
     env.pop("WANDB_MODE", None)
     proc = subprocess.run(
         [sys.executable, "-c", code],

@@ -1,7 +1,6 @@
 """Carving, local and prepared loading, and every bad-input error of the task loaders."""
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from datasets import Dataset, DatasetDict
 
 from steering.tasks import TASKS, DataError, get_task
 from steering.tasks.files import content_hash, write_prepared
+from tests.conftest import cpu_env
 
 ROOT = Path(__file__).resolve().parent.parent
 # target -> (source split, part of carve(source, p)); None = the source split itself
@@ -264,7 +264,7 @@ def test_synthetic_data_is_deterministic_and_valid(name):
 
 
 def _script(*args):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = cpu_env()
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts/prepare_data.py"), *args],
         capture_output=True,

@@ -7,7 +7,7 @@ from transformers import Trainer, TrainingArguments, default_data_collator
 
 from steering import SteeredModel, SteeringConfig
 from steering.tiny import tiny_model
-from tests.conftest import randomize
+from tests.conftest import cpu_env, randomize
 
 
 def _data(n=32, length=12):
@@ -59,3 +59,62 @@ def test_trainer_checkpoints_adapters_only_and_resumes_exactly(tmp_path):
         torch.testing.assert_close(v, final[k], rtol=0, atol=1e-7)
     base_after = resumed.model.base_model
     assert not any(p.requires_grad for p in base_after.parameters())
+
+
+def test_one_process_trains_on_one_device_and_keeps_its_batch(tmp_path):
+    """A single process that sees several GPUs would wrap the model in nn.DataParallel and
+    draw bs rows per GPU (n_gpu is what the Trainer reads for both); we keep it at one."""
+    from steering.trainer import one_device_per_process
+
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, use_cpu=True)
+    assert args.n_gpu == 0 and args.train_batch_size == 8
+    args._n_gpu = 4  # what the Trainer's own set-up finds in one process on a 4-GPU machine
+    assert args.train_batch_size == 32
+    one_device_per_process(args)
+    assert args.n_gpu == 1 and args.train_batch_size == 8
+
+
+def test_a_single_process_on_a_gpu_other_than_the_first_is_refused():
+    """The Trainer moves one process's model to the first visible GPU: --device cuda:1
+    would be ignored, so it is refused with the way to get GPU 1."""
+    import pytest
+
+    from steering.trainer import check_trainer_device
+
+    with pytest.raises(ValueError, match="run with CUDA_VISIBLE_DEVICES=1 and --device cuda"):
+        check_trainer_device(torch.device("cuda:1"), world=1)
+    for device, world in (("cuda:0", 1), ("cuda", 1), ("cuda:1", 2), ("cpu", 1)):
+        check_trainer_device(torch.device(device), world)  # what the Trainer does itself
+
+
+def test_a_nan_in_another_processs_shard_stops_every_process(tmp_path):
+    """FSDP shards the gradients (DTensor): each process sees its own part, and the check is
+    agreed over the group, so the process whose shard is finite stops too (else it would wait
+    for the stopped one in its next collective)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.shards import check_shards
+
+    store, out = str(tmp_path / "store"), str(tmp_path / "answer")
+    other = subprocess.Popen(  # rank 1; this process is rank 0
+        [
+            sys.executable,
+            "-c",
+            f"from tests.shards import check_shards as c; c(1, {store!r}, {out!r})",
+        ],
+        cwd=Path(__file__).parent.parent,
+        env=cpu_env(),
+    )
+    check_shards(0, store, out)
+    assert other.wait(timeout=120) == 0
+    assert (tmp_path / "answer.0").read_text() == "[1.0, 2.0] False"
+    assert (tmp_path / "answer.1").read_text() == "[nan, 4.0] False"
+
+
+def test_finite_gradients_pass_in_one_process():
+    from steering.gradients import all_finite
+
+    assert all_finite([torch.ones(3), torch.zeros(2)]) and all_finite([])
+    assert not all_finite([torch.ones(3), torch.tensor([float("inf")])])

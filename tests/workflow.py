@@ -24,13 +24,11 @@ def copy_workflow(dest: Path) -> Path:
 
 
 def env(**extra: str) -> dict[str, str]:
-    """This venv first on PATH (rules call `python scripts/...`) and the hub off."""
-    return {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "HF_HUB_OFFLINE": "1",
-        **extra,
-    }
+    """This venv first on PATH (rules call `python scripts/...`), the hub off, and no GPU
+    (``tests/conftest.py``'s ``cpu_env``: the pipeline tests are CPU tests)."""
+    from tests.conftest import cpu_env
+
+    return cpu_env(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **extra)
 
 
 def snakemake(work: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:

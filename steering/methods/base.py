@@ -34,7 +34,16 @@ if TYPE_CHECKING:
     from torch import nn
 
 # Training settings a variant (or dataset, or `training`) may set for a method that trains.
-TRAINING = ("lr", "warmup_ratio", "weight_decay", "epochs", "bs", "length_grouping", "logits")
+TRAINING = (
+    "lr",
+    "warmup_ratio",
+    "weight_decay",
+    "epochs",
+    "bs",
+    "grad_accum",
+    "length_grouping",
+    "logits",
+)
 METHOD_FILE = "method.json"
 WEIGHTS_FILE = "method.safetensors"
 
@@ -270,7 +279,8 @@ def load_base(settings, dtype: str):
     from steering.loader import load_base_model
 
     s = settings
-    return load_base_model(s.model_name, dtype, s.device, s.device_map)
+    folder = getattr(s, "offload_folder", None)
+    return load_base_model(s.model_name, dtype, s.device, s.device_map, folder)
 
 
 def write_method_file(path: Path, method: str, meta: dict[str, Any]) -> None:

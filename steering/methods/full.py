@@ -49,5 +49,6 @@ class Full(Method):
 
         s = settings
         dtype = self.base_dtype(s.precision, training=False)
-        model = load_base_model(str(path / "model"), dtype, s.device, s.device_map)
+        folder = getattr(s, "offload_folder", None)
+        model = load_base_model(str(path / "model"), dtype, s.device, s.device_map, folder)
         return model, model  # the saved model is the whole model: no base to load first

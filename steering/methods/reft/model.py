@@ -65,12 +65,10 @@ class ReftModel(nn.Module):
         base.requires_grad_(False)
         hidden = int(text_config(base).hidden_size)
         layers = decoder_layers(base)
-        # each on its layer's device, so a model spread over GPUs (device_map) works
+        # each where its layer runs, so a model spread over GPUs or offloaded (device_map) works
+        placed = [layer_dtype_device(layer) for layer in layers]
         self.interventions = nn.ModuleList(
-            LoReFT(
-                hidden, rank, dtype or layer_dtype_device(layer)[0], layer_dtype_device(layer)[1]
-            )
-            for layer in layers
+            LoReFT(hidden, rank, dtype or layer_dtype, device) for layer_dtype, device in placed
         )
         self._mask: torch.Tensor | None = None  # (B, S, 1) positions of the current pass
         self._handles = [base.register_forward_pre_hook(self._select, with_kwargs=True)]
