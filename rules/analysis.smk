@@ -40,8 +40,8 @@ rule analysis:
     params:
         args=lambda w: analysis_jobs.args(GRID, w.model, w.dataset),
     resources:
-        gpu=pipeline.per_job(GRID, pipeline.eval_gpus),
-        mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb") or pipeline.per_job(GRID, pipeline.eval_mem_mb),
+        gpu=placement.per_job(GRID, placement.eval_gpus),
+        mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb") or placement.per_job(GRID, pipeline.eval_mem_mb),
         runtime=RESOURCES.get("evaluate", {}).get("runtime", 120),
     conda:
         "../envs/steering.yaml"

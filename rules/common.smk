@@ -2,7 +2,7 @@
 # steering.pipeline, which imports no torch, so the DAG of the paper grid builds in seconds).
 # GRID is the config with every swept variant replaced by its points (silu@lr=0.002, ...):
 # from here on a point is an ordinary variant.
-from steering import pipeline
+from steering import pipeline, placement
 
 GRID = pipeline.grid(config)
 RUNS = pipeline.runs(GRID)

@@ -19,8 +19,8 @@ rule lm_eval_base:
     params:
         args=lambda w: lm_eval_jobs.base_args(GRID, w.model),
     resources:
-        gpu=pipeline.per_job(GRID, pipeline.eval_gpus),
-        mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb") or pipeline.per_job(GRID, pipeline.eval_mem_mb),
+        gpu=placement.per_job(GRID, placement.eval_gpus),
+        mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb") or placement.per_job(GRID, pipeline.eval_mem_mb),
         runtime=RESOURCES.get("evaluate", {}).get("runtime", 120),
     conda:
         "../envs/steering.yaml"
@@ -43,8 +43,8 @@ rule lm_eval:
     params:
         args=lambda w: lm_eval_jobs.run_args(GRID, w.model, w.dataset, w.name, w.seed),
     resources:
-        gpu=pipeline.per_job(GRID, pipeline.eval_gpus),
-        mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb") or pipeline.per_job(GRID, pipeline.eval_mem_mb),
+        gpu=placement.per_job(GRID, placement.eval_gpus),
+        mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb") or placement.per_job(GRID, pipeline.eval_mem_mb),
         runtime=RESOURCES.get("evaluate", {}).get("runtime", 120),
     conda:
         "../envs/steering.yaml"

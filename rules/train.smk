@@ -5,7 +5,7 @@
 # output, so it survives a failed attempt); a rerun or retry resumes from the last one.
 # gpu_lease gives the job GPUs of its own (CUDA_VISIBLE_DEVICES) on a local multi-GPU machine;
 # under Slurm, Slurm has chosen them. Inputs and resources are constants where the config
-# allows (pipeline.model_input, pipeline.per_job): one function less per job is seconds less
+# allows (pipeline.model_input, placement.per_train_job): one function less per job is seconds less
 # over the paper grid. The shell command and params stay as they were: Snakemake reruns every
 # job of a rule whose command text or params change.
 
@@ -20,12 +20,12 @@ rule train:
     wildcard_constraints:
         variant=pipeline.wildcard_pattern(TRAINED_VARIANTS),
     params:
-        launch=lambda w: pipeline.train_launcher(GRID, w.model),
+        launch=lambda w: placement.train_launcher(GRID, w.model, w.variant),
         script=lambda w: pipeline.train_script(GRID, w.variant),
         args=lambda w: pipeline.train_args(GRID, w.model, w.dataset, w.variant, w.seed),
     resources:
-        gpu=pipeline.per_job(GRID, pipeline.train_gpus),
-        mem_mb=RESOURCES.get("train", {}).get("mem_mb") or pipeline.per_job(GRID, pipeline.train_mem_mb),
+        gpu=placement.per_train_job(GRID, placement.train_gpus),
+        mem_mb=RESOURCES.get("train", {}).get("mem_mb") or placement.per_train_job(GRID, pipeline.train_mem_mb),
         runtime=RESOURCES.get("train", {}).get("runtime", 240),
     conda:
         "../envs/steering.yaml"

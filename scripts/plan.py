@@ -17,8 +17,6 @@ import copy
 import sys
 from pathlib import Path
 
-import yaml
-
 from steering.cli import run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,12 +31,11 @@ def merged(paths: list[str]) -> dict:
             out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
         return out
 
+    from steering.grid_config import read_yaml
+
     config: dict = {}
     for path in paths:
-        try:
-            config = merge(config, yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
-        except OSError as e:
-            raise FileNotFoundError(f"cannot read config file {path}: {e.strerror}") from None
+        config = merge(config, read_yaml(path))
     return config
 
 
@@ -104,7 +101,8 @@ def main() -> None:
     spec = assumptions.spec
     print(
         f"\n{jobs:,} training and evaluation jobs; {sum(known):,.0f} GPU-hours on {a.gpu.upper()} "
-        f"({spec['memory_gib']} GiB) for the rows with a known model"
+        f"({spec['memory'] / memory.GIB:.1f} GiB as torch reports it) for the rows with a "
+        "known model"
     )
     print(
         f"assumed: {a.mfu:.0%} of the dense peak ({spec['fp32']} fp32 / {spec['tf32']} tf32 / "
@@ -123,7 +121,8 @@ def main() -> None:
     for r in short:
         print(
             f"warning: {r.model} {r.variant} needs ~{r.memory / memory.GIB:.0f} GiB per GPU on "
-            f"{r.gpus} GPU(s); the GPU has {spec['memory_gib']}: the job would be refused",
+            f"{r.gpus} GPU(s); the GPU has {spec['memory'] / memory.GIB:.1f}: the job would be "
+            "refused",
             file=sys.stderr,
         )
 

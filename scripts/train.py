@@ -11,6 +11,7 @@ import sys
 
 from steering.cli import (
     SINGLE_BOS_HELP,
+    add_batch_flags,
     add_checkpointing_flags,
     add_length_grouping_flag,
     add_logits_flag,
@@ -25,7 +26,7 @@ from steering.methods.steering import steering_from_args
 from steering.tasks import TASKS
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -37,7 +38,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--epochs", type=float, default=None, help="default: the dataset's (GSM8K 3, others 1)"
     )
-    p.add_argument("--bs", type=int, default=8, help="per-device batch size (accumulation 2)")
+    add_batch_flags(p)
     p.add_argument(
         "--method",
         default="steering",
@@ -70,14 +71,16 @@ def parse_args() -> argparse.Namespace:
     add_logits_flag(p)
     add_checkpointing_flags(p)
     p.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
-def main() -> None:
-    a = parse_args()
-    from steering.training import TrainSettings, train
+def settings_from(argv: list[str] | None = None):
+    """The run's TrainSettings from its command line (the pipeline's memory plan reads the
+    same, tests/test_memory.py)."""
+    a = parse_args(argv)
+    from steering.training import TrainSettings
 
-    settings = TrainSettings(
+    return TrainSettings(
         steering=steering_from_args(a),
         method=a.method,
         options=METHODS[a.method].options_from_args(a),
@@ -85,6 +88,12 @@ def main() -> None:
         test_only=a.test_only,
         **shared_train_settings(a),
     )
+
+
+def main() -> None:
+    settings = settings_from()  # first: --help and bad flags import nothing heavy
+    from steering.training import train
+
     report_training(train(settings))
 
 

@@ -14,6 +14,7 @@ import sys
 
 from steering.cli import (
     SINGLE_BOS_HELP,
+    add_batch_flags,
     add_checkpointing_flags,
     add_length_grouping_flag,
     add_logits_flag,
@@ -28,7 +29,7 @@ from steering.methods.steering import add_steering_arguments, steering_from_args
 from steering.tasks import TASKS
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -39,7 +40,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--scheduler", default="cosine", choices=["cosine", "linear"])
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--epochs", type=float, default=None, help="default: the dataset's")
-    p.add_argument("--bs", type=int, default=8, help="per-device batch (accumulation 2)")
+    add_batch_flags(p)
     METHODS["joint"].add_arguments(p)  # --lora-rank, --lora-lr, --adapter-lr, --orthogonal-*
     add_steering_arguments(p, vector=False, official_sites=False, last=False)
     p.add_argument(
@@ -66,25 +67,30 @@ def parse_args() -> argparse.Namespace:
     add_logits_flag(p)
     add_checkpointing_flags(p)
     p.add_argument("--debug", action="store_true")
-    return p.parse_args()
+    return p.parse_args(argv)
+
+
+def settings_from(argv: list[str] | None = None):
+    """The run's TrainSettings from its command line (as scripts/train.py's)."""
+    a = parse_args(argv)
+    from steering.training import TrainSettings
+
+    return TrainSettings(
+        steering=steering_from_args(a),
+        method="joint",
+        options=METHODS["joint"].options_from_args(a),
+        scheduler=a.scheduler,
+        do_eval=not a.no_eval,
+        test_only=a.test_only and not a.no_eval,
+        **shared_train_settings(a),
+    )
 
 
 def main() -> None:
-    a = parse_args()
-    from steering.training import TrainSettings, train
+    settings = settings_from()  # first: --help and bad flags import nothing heavy
+    from steering.training import train
 
-    summary = train(
-        TrainSettings(
-            steering=steering_from_args(a),
-            method="joint",
-            options=METHODS["joint"].options_from_args(a),
-            scheduler=a.scheduler,
-            do_eval=not a.no_eval,
-            test_only=a.test_only and not a.no_eval,
-            **shared_train_settings(a),
-        )
-    )
-    report_training(summary)
+    report_training(train(settings))
 
 
 if __name__ == "__main__":

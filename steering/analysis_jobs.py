@@ -16,7 +16,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from steering import pipeline, sweep
+from steering import pipeline, placement, sweep
 
 RESULTS = f"{pipeline.RESULTS}/analysis"
 DEFAULTS = {"rows": 64, "ranks": [1, 8, 64], "batch_rows": 8, "full": None, "variants": None}
@@ -119,14 +119,14 @@ def args(grid: dict, model: str, dataset: str) -> str:
     ]
     for run in adapter_runs(grid):
         out += ["--adapter", run, f"{pipeline.run_dir(model, dataset, run, seed)}/checkpoint"]
-    precision = pipeline.model_setting(grid, model, "precision", None)
+    precision = placement.model_setting(grid, model, "precision", None)
     dtype = grid["models"][model].get("dtype") or grid.get("training", {}).get("dtype")
     if precision == "bf16" or dtype == "bfloat16":
         out += ["--dtype", "bfloat16"]
     device = grid.get("training", {}).get("device")
     if device:
         out += ["--device", device]
-    if pipeline.model_setting(grid, model, "single_bos", False):
+    if placement.model_setting(grid, model, "single_bos", False):
         out.append("--single-bos")
     return shlex.join(out)
 

@@ -24,16 +24,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
-from steering import memory
+from steering import memory, placement
 
 # Dense peaks (TFLOP/s: fp32 CUDA cores, tf32 and bf16 tensor cores) and HBM bandwidth (TB/s)
-# of common GPUs, from their vendors' data sheets.
+# of common GPUs, from their vendors' data sheets; memory: as torch reports it, the figure a
+# job checks against (``memory.GPU_MEMORY``).
 GPUS = {
-    "h200": {"fp32": 67, "tf32": 495, "bf16": 989, "bandwidth": 4.8, "memory_gib": 141},
-    "h100": {"fp32": 67, "tf32": 495, "bf16": 989, "bandwidth": 3.35, "memory_gib": 80},
-    "a100": {"fp32": 19.5, "tf32": 156, "bf16": 312, "bandwidth": 2.0, "memory_gib": 80},
+    "h200": {"fp32": 67, "tf32": 495, "bf16": 989, "bandwidth": 4.8},
+    "h100": {"fp32": 67, "tf32": 495, "bf16": 989, "bandwidth": 3.35},
+    "a100": {"fp32": 19.5, "tf32": 156, "bf16": 312, "bandwidth": 2.0},
 }
+for _kind, _spec in GPUS.items():
+    _spec["memory"] = memory.GPU_MEMORY[_kind]
 
 
 @dataclass(frozen=True)
@@ -79,36 +83,88 @@ class Row:
     train_jobs: int
     eval_jobs: int
     memory: int | None  # bytes per GPU of the largest training job (None: unknown)
-    gpus: int
+    gpus: int  # GPUs of one training job
     fits: bool | None
     gpu_hours: float | None  # fixed costs included
     fixed_hours: float | None = None  # the GPU-hours of start-up and model loads alone
+
+
+@dataclass
+class TrainJob:
+    """One training job as its memory check sees it (every seed's job is the same)."""
+
+    model: str
+    dataset: str
+    variant: str  # the grid's: a point of a sweep
+    settings: SimpleNamespace  # what memory.for_training reads of TrainSettings
+    gpus: int
+    tokens: int
+    estimate: memory.Estimate | None
 
 
 def plan(config: dict, a: Assumptions) -> list[Row]:
     """One row per model and variant (its sweep points summed) of a validated, default-filled
     pipeline config."""
     from steering import pipeline
-    from steering.methods import get_method
 
     grid = pipeline.grid(config)
     seeds = len(config["seeds"])
-    capacity = int(a.spec["memory_gib"] * memory.GIB)
+    capacity = a.spec["memory"]
     rows = []
-    for model, entry in config["models"].items():
-        shape = None if pipeline.is_built(entry) else memory.read_config(entry["name"])
-        shape = memory.shape_of(shape) if shape else None
-        gpus = pipeline.train_gpus(config, model)
-        for variant, raw in config["variants"].items():
+    for model in config["models"]:
+        shape = model_shape(config, model)
+        for variant in config["variants"]:
             points = [n for n in grid["variants"] if sweep_of(n) == variant]
-            method = get_method(raw.get("method", "steering"))
+            method = pipeline.method_of(grid, points[0])
             runs = len(points) * (seeds if method.trains else 1) * len(config["datasets"])
             trains = runs if method.trains else 0
+            gpus = max(placement.train_gpus(grid, model, p) for p in points)
             row = Row(model, variant, method.name, trains, runs, None, gpus, None, None)
             if shape is not None:
-                _cost(row, shape, config, grid, points, method, seeds, capacity, a)
+                _cost(row, shape, grid, points, method, seeds, capacity, a)
             rows.append(row)
     return rows
+
+
+def model_shape(config: dict, model: str) -> memory.Shape | None:
+    """The model's shape from its config.json or the shipped shapes (None: a model the
+    pipeline builds, or one with neither)."""
+    from steering import pipeline
+
+    entry = config["models"][model]
+    found = None if pipeline.is_built(entry) else memory.read_config(entry["name"])
+    return memory.shape_of(found) if found else None
+
+
+def train_jobs(grid: dict, model: str, shape: memory.Shape, points, dataset: str):
+    """The training jobs of ``model`` on ``dataset`` for these points, with their estimates:
+    the settings the pipeline gives each job (``pipeline.train_args``) as the job's memory
+    check reads them, before its data is tokenized (the logits of every position)."""
+    from steering import pipeline
+    from steering.architectures import uses_chat_template
+    from steering.tasks import get_task
+
+    tokens = get_task(dataset).max_length_for(uses_chat_template(shape.model_type))
+    for point in points:
+        method = pipeline.method_of(grid, point)
+        if not method.trains:
+            continue
+        entry = grid["variants"][point]
+        s = pipeline.run_settings(grid, dataset, point)
+        bs, accum = placement.batch(grid, model, point, s)
+        settings = SimpleNamespace(
+            method=method.name,
+            options=method.check_options(method.options_from_entry(entry)),
+            steering=method.steering_from_entry(entry),
+            precision=_precision(grid, model),
+            bs=bs,
+            grad_accum=accum,
+            sharding=placement.sharding(grid, model, point),
+            logits=s.get("logits", "supervised"),
+        )
+        gpus = placement.train_gpus(grid, model, point)
+        found = memory.for_training(settings, shape, tokens, gpus)
+        yield TrainJob(model, dataset, point, settings, gpus, tokens, found)
 
 
 def sweep_of(run: str) -> str:
@@ -117,46 +173,31 @@ def sweep_of(run: str) -> str:
     return split_run_name(run)[0]
 
 
-def _cost(row, shape, config, grid, points, method, seeds, capacity, a) -> None:
-    from types import SimpleNamespace
-
+def _cost(row, shape, grid, points, method, seeds, capacity, a) -> None:
     from steering import pipeline
     from steering.tasks import get_task
 
-    precision = _precision(config, row.model)
-    sharding = pipeline.model_setting(config, row.model, "sharding", "none")
+    precision = _precision(grid, row.model)
     worst, hours = 0, 0.0
-    chat = shape.model_type.startswith("gemma")
-    for dataset in config["datasets"]:
+    for dataset in grid["datasets"]:
         task = get_task(dataset)
+        for job in train_jobs(grid, row.model, shape, points, dataset):
+            if job.estimate is None:
+                row.memory = None
+                return
+            worst = max(worst, job.estimate.total)
+            full = (
+                method.estimate(shape, job.settings.options, job.settings.steering)
+                == shape.parameters()
+            )
+            epochs = pipeline.run_settings(grid, dataset, job.variant).get("epochs") or task.epochs
+            hours += seeds * train_hours(shape, full, task, epochs, precision, a)
         for point in points:
-            entry = grid["variants"][point]
-            s = pipeline.run_settings(grid, dataset, point)
-            if method.trains:
-                settings = SimpleNamespace(
-                    method=method.name,
-                    options=method.check_options(method.options_from_entry(entry)),
-                    steering=method.steering_from_entry(entry),
-                    precision=precision,
-                    bs=s.get("bs", 8),
-                    sharding=sharding if method.shardable else "none",
-                )
-                found = memory.for_training(settings, shape, task.max_length_for(chat), row.gpus)
-                if found is None:
-                    row.memory = None
-                    return
-                worst = max(worst, found.total)
-                full = (
-                    method.estimate(shape, settings.options, settings.steering)
-                    == shape.parameters()
-                )
-                epochs = s.get("epochs") or task.epochs
-                hours += seeds * train_hours(shape, full, task, epochs, precision, a)
-            batch = s.get("eval_batch_size", 16)
+            batch = pipeline.run_settings(grid, dataset, point).get("eval_batch_size", 16)
             runs = seeds if method.trains else 1
-            evals = runs * eval_hours(shape, task, config["splits"], precision, batch, a)
-            hours += evals * pipeline.eval_gpus(config, row.model)
-    fixed = row.train_jobs * row.gpus + row.eval_jobs * pipeline.eval_gpus(config, row.model)
+            evals = runs * eval_hours(shape, task, grid["splits"], precision, batch, a)
+            hours += evals * placement.eval_gpus(grid, row.model)
+    fixed = row.train_jobs * row.gpus + row.eval_jobs * placement.eval_gpus(grid, row.model)
     row.fixed_hours = fixed * fixed_seconds(shape, a) / 3600
     row.memory = worst or None
     row.fits = worst <= capacity if method.trains else None
@@ -164,9 +205,8 @@ def _cost(row, shape, config, grid, points, method, seeds, capacity, a) -> None:
 
 
 def _precision(config: dict, model: str) -> str:
-    from steering import pipeline
     from steering.precision import FROM_DTYPE
 
-    precision = pipeline.model_setting(config, model, "precision", None)
+    precision = placement.model_setting(config, model, "precision", None)
     dtype = config["models"][model].get("dtype") or config.get("training", {}).get("dtype")
     return precision or FROM_DTYPE.get(dtype or "float32", "fp32")

@@ -82,6 +82,7 @@ SHARED_TRAIN_FLAGS = (
     "weight_decay",
     "epochs",
     "bs",
+    "grad_accum",
     "seed",
     "output_dir",
     "train_log",
@@ -114,6 +115,19 @@ PRECISION_HELP = (
     "bf16 (the frozen base in bfloat16, every trainable tensor in float32)"
 )
 DTYPE_HELP = "the older spelling: float32 = --precision fp32, bfloat16 = --precision bf16"
+
+
+def add_batch_flags(p: argparse.ArgumentParser) -> None:
+    """``--bs`` and ``--grad-accum``: a training step's rows per device, and how many steps
+    make one optimizer step (both training scripts)."""
+    p.add_argument("--bs", type=int, default=8, help="rows per device per step (default 8)")
+    p.add_argument(
+        "--grad-accum",
+        type=int,
+        default=2,
+        help="steps per optimizer step (default 2: 8 x 2, the protocol's 16 rows; --bs 4 "
+        "--grad-accum 4 is the same batch, and the same loss, in less memory)",
+    )
 
 
 def add_sharding_flag(p: argparse.ArgumentParser) -> None:

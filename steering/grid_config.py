@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from steering import analysis_jobs, config_schema, sweep
+from steering import analysis_jobs, config_schema, pipeline, placement, sweep
 from steering.lm_eval import jobs as lm_eval_jobs
 from steering.methods import DEFAULT, METHODS, get_method
 from steering.methods.base import TRAINING
@@ -89,6 +89,27 @@ class _Loader(yaml.SafeLoader):
                 )
             seen.setdefault(key, line)
         return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file's mapping; ValueError in one line naming the file, line and column of a
+    YAML error (not a traceback), or the file that cannot be read."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise FileNotFoundError(f"cannot read config file {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        at = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        what = " ".join(str(getattr(e, "problem", None) or e).split())
+        raise ValueError(f"config file {path} is not valid YAML:{at} {what}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} holds a {type(data).__name__}, not a mapping")
+    return data
 
 
 def repeated_keys(path: str | Path) -> list[str]:
@@ -231,32 +252,6 @@ def _dataset_problems(name: str, raw: dict[str, Any], workdir: Path) -> list[str
     return out
 
 
-def _sharding_problems(config: dict[str, Any]) -> list[str]:
-    """``sharding: fsdp`` needs at least two GPUs per training job and a method that shards."""
-    training = config.get("training", {})
-    shards = [
-        n
-        for n, v in config.get("variants", {}).items()
-        if get_method(v.get("method", DEFAULT)).shardable
-    ]
-    out = []
-    for name, model in config["models"].items():
-        if (model.get("sharding") or training.get("sharding")) != "fsdp":
-            continue
-        gpus = model.get("gpus_per_train") or training.get("gpus_per_train") or 1
-        if gpus < 2:
-            out.append(
-                f"models.{name}: sharding: fsdp shards over the GPUs of a training job, and "
-                f"gpus_per_train is {gpus}; set gpus_per_train: 2 or more, or drop sharding"
-            )
-        if not shards:
-            out.append(
-                f"models.{name}: sharding: fsdp, but no variant's method shards (full does); "
-                "drop sharding"
-            )
-    return out
-
-
 def _gguf_problems(config: dict[str, Any], workdir: Path) -> list[str]:
     """A ``gguf:`` model's file must be there before the run: the path, or the installed
     package holding it (found from its metadata; nothing is imported or converted here)."""
@@ -348,13 +343,13 @@ def problems(
             broken.update([name] if found else [])
     for name, dataset in raw.get("datasets", {}).items():
         out += _dataset_problems(name, dataset or {}, Path(workdir))
-    out += _sharding_problems(config)
     out += _gguf_problems(config, Path(workdir))
     sections = {f"models.{k}": v for k, v in raw.get("models", {}).items()}
     for where, section in {**sections, "training": raw.get("training", {})}.items():
         out += _precision_problems(where, section or {})
     out += _same_entries("models", config["models"], ignore=("paper",))
     variants = {k: v for k, v in config["variants"].items() if k not in broken}
+    out += placement.problems({**config, "variants": variants}, pipeline.run_settings)
     out += _same_entries("variants", _as_run(config, sweep.expand(variants)), ignore=("paper",))
     swept = [
         name

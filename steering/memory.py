@@ -35,8 +35,16 @@ from pathlib import Path
 from typing import Any
 
 GIB = 2**30
+MIB = 2**20
 OVERHEAD = int(1.5 * GIB)
 HOST_RUNTIME = 3 * GIB
+
+# Memory of one GPU of each kind as torch reports it (``get_device_properties().total_memory``,
+# a little under the data sheet's 80 / 141 GB): what a training job checks its estimate
+# against, so what the plan (``steering/budget.py``) checks too. H100 80GB HBM3 and H200 from
+# published torch output (81,082-81,090 and 143,156 MiB); A100 80GB from nvidia-smi's 81,920
+# MiB less the ~480 MiB torch reports under it on the H100 (not yet read off an A100).
+GPU_MEMORY = {"h100": 81_082 * MIB, "h200": 143_156 * MIB, "a100": 81_440 * MIB}
 
 
 @dataclass(frozen=True)
@@ -246,13 +254,14 @@ def refuse_if_too_big(
         return found
     method = get_method(settings.method)
     what = f"training {method.name} on {shape.model_type} of {shape.parameters() / 1e9:.1f} B"
+    bs, accum = settings.bs, getattr(settings, "grad_accum", 2)
     head = (
-        f"{what} parameters under --precision {settings.precision}, batch {settings.bs} x {tokens} "
+        f"{what} parameters under --precision {settings.precision}, batch {bs} x {tokens} "
         f"tokens, needs ~{gib(found.total)} per GPU ({found.describe()} GiB) and the GPU has "
         f"{gib(capacity)}"
     )
     if method.shardable:
-        p, bs = shape.parameters(), settings.bs
+        p = shape.parameters()
         n = gpus_needed(
             lambda k: train_estimate(shape, p, True, settings.precision, bs, tokens, k, True),
             capacity,
@@ -264,19 +273,36 @@ def refuse_if_too_big(
             if n
             else "it does not fit on 64 GPUs either: use a method that trains less"
         )
+    elif bs > 1:
+        fix = (
+            f"split the batch: bs {bs // 2} and grad_accum {accum * 2} (--bs {bs // 2} "
+            f"--grad-accum {accum * 2}) train the same {bs * accum} rows a step in less "
+            "memory, or use --precision bf16"
+        )
     else:
-        fix = "lower --bs (accumulation 2 keeps the steps), or use --precision bf16"
+        fix = "use --precision bf16, or a GPU with more memory"
     raise ValueError(f"{head}; {fix}")
 
 
-def plan_training(settings, task, supervised: int | None = None) -> Estimate | None:
+def device_capacity(device) -> int:
+    """Bytes of memory of a CUDA ``device``, as torch reports them (``GPU_MEMORY``'s unit)."""
+    import torch
+
+    return torch.cuda.get_device_properties(device).total_memory
+
+
+def plan_training(
+    settings, task, supervised: int | None = None, device=None, capacity: int | None = None
+) -> Estimate | None:
     """A training run's per-GPU estimate from its model's config (None without a readable
     one); on a GPU, ValueError before any weight is loaded when it cannot fit.
-    ``supervised``: the rows' most supervised tokens, once known (else the max length)."""
+    ``supervised``: the rows' most supervised tokens, once known (else the max length);
+    ``device``: where it trains (default: ``settings.device`` as ``pick_device`` reads it);
+    ``capacity``: bytes per GPU to check against (default: the CUDA device's; none on a CPU).
+    One process of a torchrun job checks its own share (``WORLD_SIZE`` processes)."""
     import os
 
-    from steering.data import uses_chat_template
-    from steering.loader import pick_device
+    from steering.architectures import uses_chat_template
 
     config = read_config(settings.model_name)
     if config is None:
@@ -284,10 +310,12 @@ def plan_training(settings, task, supervised: int | None = None) -> Estimate | N
     shape = shape_of(config)
     tokens = task.max_length_for(uses_chat_template(shape.model_type))
     gpus = int(os.environ.get("WORLD_SIZE", "1"))
-    device = pick_device(settings.device)
-    if device.type != "cuda":
-        return for_training(settings, shape, tokens, gpus, supervised)
-    import torch
+    if capacity is None:
+        if device is None:
+            from steering.loader import pick_device
 
-    capacity = torch.cuda.get_device_properties(device).total_memory
+            device = pick_device(settings.device)
+        if device.type != "cuda":
+            return for_training(settings, shape, tokens, gpus, supervised)
+        capacity = device_capacity(device)
     return refuse_if_too_big(settings, shape, tokens, gpus, capacity, supervised)

@@ -18,8 +18,10 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from steering import sweep
+from steering import placement, sweep
 from steering.methods import DEFAULT, get_method
+from steering.methods.base import TRAINING
+from steering.placement import eval_gpus, model_setting, train_gpus
 
 RESULTS = "results"
 
@@ -114,33 +116,6 @@ def model_name(config: dict, model: str) -> str:
     return tiny_model_dir(model) if is_built(entry) else entry["name"]
 
 
-def model_setting(config: dict, model: str, key: str, default: Any) -> Any:
-    """A per-model setting, else the ``training`` section's, else the default."""
-    value = config["models"][model].get(key)
-    return value if value is not None else config.get("training", {}).get(key, default)
-
-
-def train_gpus(config: dict, model: str) -> int:
-    """GPUs one training job of ``model`` uses (``gpus_per_train``; DDP when above 1)."""
-    return int(model_setting(config, model, "gpus_per_train", 1))
-
-
-def eval_gpus(config: dict, model: str) -> int:
-    """GPUs one evaluation job of ``model`` spreads the model over (``gpus_per_eval``)."""
-    return int(model_setting(config, model, "gpus_per_eval", 1))
-
-
-def per_job(config: dict, value_of):
-    """``value_of(config, model)`` for a rule: a constant when every model gives the same
-    value, else a function of a job's wildcards. Snakemake calls a function once per job and
-    inspects its signature each time, which costs seconds over the paper grid's thousands of
-    jobs; a constant costs nothing."""
-    values = {m: value_of(config, m) for m in config["models"]}
-    if len(set(map(repr, values.values()))) == 1:
-        return next(iter(values.values()))
-    return lambda wildcards: values[wildcards.model]
-
-
 DEFAULT_MEM_MB = 16000  # a job's host memory when its model's config cannot be read
 
 
@@ -162,9 +137,9 @@ def host_mem_mb(config: dict, model: str, processes: int) -> int:
     return -(-needed // 10**9) * 1000  # whole GB, in MB
 
 
-def train_mem_mb(config: dict, model: str) -> int:
+def train_mem_mb(config: dict, model: str, variant: str) -> int:
     """The train rule's ``mem_mb``: one process per GPU (DDP, FSDP), each loading the model."""
-    return host_mem_mb(config, model, train_gpus(config, model))
+    return host_mem_mb(config, model, train_gpus(config, model, variant))
 
 
 def eval_mem_mb(config: dict, model: str) -> int:
@@ -183,18 +158,6 @@ def model_input(config: dict):
     return lambda wildcards: model_inputs(config, wildcards.model)
 
 
-def train_launcher(config: dict, model: str) -> str:
-    """``python``, or torchrun with one process per GPU when ``gpus_per_train`` > 1.
-
-    ``--standalone`` because a job's GPUs are on one node (the train rule asks Slurm for them
-    as one allocation); the rendezvous then needs no address or port from us.
-    """
-    n = train_gpus(config, model)
-    if n == 1:
-        return "python"
-    return f"python -m torch.distributed.run --standalone --nproc-per-node {n}"
-
-
 def run_settings(config: dict, dataset: str, variant: str) -> dict[str, Any]:
     """Training settings: config ``training``, then the dataset's, then the variant's."""
     merged = dict(config.get("training", {}))
@@ -203,20 +166,16 @@ def run_settings(config: dict, dataset: str, variant: str) -> dict[str, Any]:
     return merged
 
 
+# The keys a dataset or variant may set over ``training``: every training method's
+# (``methods.base.TRAINING``) and the run's own.
 TRAINING_KEYS = (
-    "lr",
-    "warmup_ratio",
-    "weight_decay",
-    "epochs",
-    "bs",
+    *TRAINING,
     "dtype",
     "eval_batch_size",
     "max_train_samples",
     "max_eval_samples",
     "device",
     "save_steps",
-    "length_grouping",
-    "logits",
 )
 
 
@@ -270,7 +229,11 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
         "--train-log",
         f"{run}/train_log.jsonl",
     ]
-    args += _flags(s, ("lr", "warmup_ratio", "weight_decay", "epochs", "bs", "max_train_samples"))
+    args += _flags(s, ("lr", "warmup_ratio", "weight_decay", "epochs"))
+    bs, accum = placement.batch(config, model, variant, s)
+    args += ["--bs", str(bs)] if s.get("bs") is not None or bs != 8 else []
+    args += ["--grad-accum", str(accum)] if accum != placement.GRAD_ACCUM else []  # keep params
+    args += _flags(s, ("max_train_samples",))
     if s.get("length_grouping"):  # only when asked: the official order's runs keep their params
         args.append("--length-grouping")
     if s.get("logits", "supervised") != "supervised":  # the default's runs keep their params
@@ -279,7 +242,7 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
     args += ["--resume-dir", f"{run}/resume", "--save-steps", str(s.get("save_steps", 100))]
     method = method_of(config, variant)
     args += method.train_flags(v)
-    if method.shardable and model_setting(config, model, "sharding", "none") == "fsdp":
+    if placement.sharding(config, model, variant) == "fsdp":
         args += ["--sharding", "fsdp"]  # only when asked: other runs keep their params
     return shlex.join(args)
 

@@ -21,16 +21,29 @@ from typing import Any
 
 from transformers import set_seed
 
-from steering import memory, resume, storage
+from steering import gpu_lease, memory, resume, storage
+from steering.architectures import uses_chat_template
 from steering.config import SteeringConfig
-from steering.data import Collator, training_features, uses_chat_template
+from steering.data import Collator, training_features
 from steering.io import write_json, write_text
-from steering.loader import load_base_model, load_tokenizer, model_short_name, pick_device
+from steering.loader import (
+    load_base_model,
+    load_model_type,
+    load_tokenizer,
+    model_short_name,
+    pick_device,
+)
 from steering.methods import get_method, trained_methods
 from steering.precision import apply as apply_precision
 from steering.precision import resolve
 from steering.tasks import get_task
-from steering.trainer import FiniteGradients, SteeringTrainer, layer_class, training_arguments
+from steering.trainer import (
+    FiniteGradients,
+    SteeringTrainer,
+    check_trainer_device,
+    layer_class,
+    training_arguments,
+)
 
 
 @dataclass
@@ -158,14 +171,6 @@ def train(s: TrainSettings) -> dict[str, Any]:
         train_split = train_split.select(range(min(s.max_train_samples, len(train_split))))
     tokenizer = load_tokenizer(s.model_name)
     method = get_method(s.method)
-    apply_precision(s.precision, pick_device(s.device))
-    plan = memory.plan_training(s, task)  # before any weight is loaded (GPU: refuses)
-    base = load_base_model(s.model_name, method.base_dtype(s.precision), s.device)
-    chat = uses_chat_template(base.config.model_type)
-    set_seed(s.seed)  # the adapters' random init too, not only the Trainer, follows the seed
-    model = method.build(base, s.options, s.steering, s.precision)
-    n_trainable = method.trainable_parameters(model)
-    share = n_trainable / method.base_parameters(model)
     world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun for DDP
     main = int(os.environ.get("RANK", "0")) == 0
     if s.sharding == "fsdp" and world < 2:
@@ -174,6 +179,23 @@ def train(s: TrainSettings) -> dict[str, Any]:
             "launch with python -m torch.distributed.run --nproc-per-node N (N >= 2, one per "
             "GPU), or drop --sharding"
         )
+    device = pick_device(s.device)
+    check_trainer_device(device, world)
+    if main:
+        gpu_lease.say_if_on_cpu(device.type, "trains")
+    apply_precision(s.precision, device)
+    chat = uses_chat_template(load_model_type(s.model_name) or "")
+    # Tokenized before any weight is loaded: the memory check counts the logits of the rows'
+    # supervised positions, which only the tokenized data knows.
+    features, data_stats = training_features(
+        task, train_split, tokenizer, chat, s.single_bos, verbose=main
+    )
+    plan = memory.plan_training(s, task, data_stats["max_supervised"], device=device)
+    base = load_base_model(s.model_name, method.base_dtype(s.precision), s.device)
+    set_seed(s.seed)  # the adapters' random init too, not only the Trainer, follows the seed
+    model = method.build(base, s.options, s.steering, s.precision)
+    n_trainable = method.trainable_parameters(model)
+    share = n_trainable / method.base_parameters(model)
     if main:
         print(f"trainable params: {n_trainable:,} || trainable: {100 * share:.4f}%", flush=True)
         weights = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
@@ -181,9 +203,6 @@ def train(s: TrainSettings) -> dict[str, Any]:
         if s.save_steps:  # each resume checkpoint: the weights and AdamW's two moments
             storage.probe(s.resume_path(), 3 * weights, "resume directory")
 
-    features, data_stats = training_features(
-        task, train_split, tokenizer, chat, s.single_bos, verbose=main
-    )
     epochs = s.epochs if s.epochs is not None else task.epochs
     if s.wandb:
         os.environ.setdefault("WANDB_PROJECT", "steering")
@@ -211,6 +230,12 @@ def train(s: TrainSettings) -> dict[str, Any]:
             logits=s.logits,
             **extras,
         )
+        if s.sharding == "fsdp" and not trainer.is_fsdp_enabled and main:
+            print(
+                "note: accelerate applies FSDP to GPU processes only; on the CPU this run is "
+                "DDP (every process holds the whole model), with the same result",
+                flush=True,
+            )
         result = trainer.train(resume_from_checkpoint=str(start) if start else None)
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
     # FSDP: every process gathers the sharded weights for the one that saves
@@ -244,6 +269,8 @@ def train(s: TrainSettings) -> dict[str, Any]:
     if s.do_eval:
         from steering.evaluation import evaluate_splits, provenance
 
+        if trainer.is_fsdp_enabled:
+            model = _unsharded(method, trainer, s, device)
         names = ["test"] if s.test_only else ["validation", "test"]
         for r in evaluate_splits(
             model,
@@ -263,6 +290,23 @@ def train(s: TrainSettings) -> dict[str, Any]:
                 f"{task.name} {r['split']}: accuracy {r['accuracy']:.4f} (n={r['n']})", flush=True
             )
     return summary
+
+
+def _unsharded(method, trainer, s: TrainSettings, device):
+    """The model to evaluate after FSDP training: the checkpoint just saved, loaded whole as
+    the pipeline's evaluation job loads it. The trained model's weights are shards that only
+    all processes together can run, and the other processes have ended."""
+    from types import SimpleNamespace
+
+    trainer.model = trainer.model_wrapped = None  # this process's shards: no longer needed
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+    print(f"evaluating {s.checkpoint_dir()} (FSDP trained shards; loaded whole)", flush=True)
+    settings = SimpleNamespace(precision=s.precision, device=str(device), device_map=None)
+    model, _ = method.load(s.checkpoint_dir(), settings)
+    return model
 
 
 def output_dirs(s: TrainSettings) -> list[Path]:

@@ -17,6 +17,7 @@ from steering.inference import InferenceSettings, run_inference
 from steering.tasks import get_task
 from steering.tasks.files import write_prepared
 from steering.tiny import save_tiny_model
+from tests.conftest import cpu_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,16 +33,20 @@ def ws(tmp_path_factory):
 
 
 def _train(
-    ws: Path, out: str, bs: int, launcher: list[str], *more: str
+    ws: Path, out: str, bs: int, launcher: list[str], *more: str, device: str = "cpu"
 ) -> subprocess.CompletedProcess:
+    """scripts/train.py on the tiny model: on the CPU (gloo under torchrun, no GPU visible,
+    whatever the machine has) unless a GPU test asks for ``device="cuda"``."""
     args = [
         str(ROOT / "scripts" / "train.py"),
         *("--model-name", str(ws / "m"), "--dataset-name", "GSM8K"),
         *("--data-dir", str(ws / "GSM8K"), "--max-train-samples", "64"),
         *("--bs", str(bs), "--lr", "0.01", "--seed", "4", "--epochs", "2"),
-        *("--output-dir", str(ws / out), "--no-progress", *more),
+        *("--output-dir", str(ws / out), "--no-progress", "--device", device, *more),
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = (
+        cpu_env(OMP_NUM_THREADS="1") if device == "cpu" else {**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     return subprocess.run([*launcher, *args], env=env, capture_output=True, text=True)
 
 
@@ -80,8 +85,12 @@ def test_full_fine_tuning_sharded_over_two_processes_equals_one_process(ws):
     assert single.returncode == 0, single.stderr[-3000:]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     two = [*torchrun, "--nproc-per-node", "2"]
-    sharded = _train(ws, "full-fsdp", 4, two, *full, "--sharding", "fsdp")
+    evaluate = ("--do-eval", "--test-only", "--max-eval-samples", "4")
+    sharded = _train(ws, "full-fsdp", 4, two, *full, "--sharding", "fsdp", *evaluate)
     assert sharded.returncode == 0, sharded.stderr[-3000:]
+    # accelerate shards GPU processes only: here the same run is DDP, and it says so
+    assert sharded.stdout.count("on the CPU this run is DDP") == 1
+    assert "GSM8K test: accuracy" in sharded.stdout
     a = load_file(ws / "full-single/model/model.safetensors")
     b = load_file(ws / "full-fsdp/model/model.safetensors")
     assert a.keys() == b.keys()
@@ -125,7 +134,7 @@ def _evaluate(ws: Path, name: str, **kw) -> tuple[dict, list[str]]:
 
 
 def test_device_map_auto_evaluation_matches_the_single_device_load(ws):
-    plain, plain_outputs = _evaluate(ws, "plain", device="cpu")
+    plain, plain_outputs = _evaluate(ws, "plain")  # the default device: where "auto" puts it
     spread, spread_outputs = _evaluate(ws, "spread", device_map="auto")
     assert spread_outputs == plain_outputs
     assert spread["accuracy"] == plain["accuracy"]
@@ -145,3 +154,54 @@ def test_device_map_auto_on_cuda_matches_the_single_gpu_load(ws):
     _, spread = _evaluate(ws, "cuda-map", device_map="auto")
     _, single = _evaluate(ws, "cuda-one", device="cuda")
     assert spread == single
+
+
+@pytest.mark.gpus(2)
+def test_two_gpus_under_nccl_train_what_one_gpu_does_and_fsdp_evaluates(ws):
+    """The CUDA path of the two tests above: torchrun over 2 GPUs (NCCL, --device cuda: each
+    process its own GPU) against one process on one GPU, for DDP steering and for FSDP full
+    fine-tuning with --do-eval."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    two = [*torchrun, "--nproc-per-node", "2"]
+    single = _train(ws, "gpu-single", 8, [sys.executable], device="cuda")
+    assert single.returncode == 0, single.stderr[-3000:]
+    ddp = _train(ws, "gpu-ddp", 4, two, device="cuda")
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    a = load_file(ws / "gpu-single" / "adapter.safetensors")
+    b = load_file(ws / "gpu-ddp" / "adapter.safetensors")
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-4, msg=k)
+    full = ("--method", "full", "--lr", "0.001", "--sharding", "fsdp", "--do-eval")
+    sharded = _train(ws, "gpu-fsdp", 4, two, *full, device="cuda")
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    summary = json.loads((ws / "gpu-fsdp/training.json").read_text())
+    assert summary["world_size"] == 2 and (ws / "gpu-fsdp/test.json").is_file()
+    assert "GSM8K test: accuracy" in sharded.stdout
+
+
+def test_after_fsdp_the_main_process_evaluates_the_saved_checkpoint_whole(ws):
+    """On GPUs, FSDP leaves each process a shard of the weights that only all of them can
+    run, and the other processes have ended: evaluation loads the checkpoint just saved."""
+    from types import SimpleNamespace
+
+    from steering.methods import get_method
+    from steering.training import TrainSettings, _unsharded, train
+
+    s = TrainSettings(
+        model_name=str(ws / "m"),
+        dataset_name="GSM8K",
+        data_dir=str(ws / "GSM8K"),
+        method="full",
+        max_train_samples=16,
+        epochs=1,
+        output_dir=str(ws / "full-whole"),
+        progress=False,
+        device="cpu",
+    )
+    train(s)
+    trainer = SimpleNamespace(model="shards", model_wrapped="shards")
+    model = _unsharded(get_method("full"), trainer, s, torch.device("cpu"))
+    assert trainer.model is None and trainer.model_wrapped is None  # the shards let go
+    saved = load_file(ws / "full-whole/model/model.safetensors")
+    state = model.state_dict()
+    assert all(torch.equal(state[k], saved[k]) for k in saved) and not model.training

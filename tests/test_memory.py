@@ -94,7 +94,7 @@ def test_full_fine_tuning_of_an_8b_model_is_refused_with_the_numbers_and_the_fix
     assert sharded.total <= capacity  # the fix it names fits
     fits = memory.refuse_if_too_big(_settings("steering"), shape, 256, 1, capacity)
     assert fits.total <= capacity and fits.trainable_states == 16 * 2 * 8 * 4096 * 32
-    with pytest.raises(ValueError, match="lower --bs"):
+    with pytest.raises(ValueError, match="split the batch: bs 32 and grad_accum 4 "):
         memory.refuse_if_too_big(_settings("steering", "fp32", bs=64), shape, 512, 1, capacity)
 
 
@@ -136,9 +136,13 @@ def test_the_rules_host_memory_follows_the_plan(tmp_path):
     }
     weights = memory.shape_of(LLAMA_8B).parameters() * 2
     expected = 4 * (weights + memory.HOST_RUNTIME)
-    assert pipeline.train_mem_mb(config, "big") == -(-expected // 10**9) * 1000
-    assert pipeline.eval_mem_mb(config, "big") < pipeline.train_mem_mb(config, "big")
-    assert pipeline.train_mem_mb(config, "hub") == pipeline.DEFAULT_MEM_MB  # unknown: default
+    assert pipeline.train_mem_mb(config, "big", "silu") == -(-expected // 10**9) * 1000
+    assert pipeline.eval_mem_mb(config, "big") < pipeline.train_mem_mb(config, "big", "silu")
+    assert pipeline.train_mem_mb(config, "hub", "silu") == pipeline.DEFAULT_MEM_MB  # unknown
+    config["models"]["big"]["variants"] = {"full": {"gpus_per_train": 2}}  # its own GPUs
+    assert (
+        pipeline.train_mem_mb(config, "big", "full@lr=1e-05") == -(-expected // 2 // 10**9) * 1000
+    )
 
 
 def test_plan_prints_every_model_and_variant_with_its_cost(tmp_path):
@@ -234,3 +238,52 @@ def test_plan_of_the_paper_grid_before_any_download_prints_every_row(tmp_path):
         text=True,
     )
     assert bad.returncode == 2 and "--disk-gbps 0.0 must be > 0" in bad.stderr
+
+
+def _script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_plan_and_each_job_agree_on_every_paper_job_and_gpu_kind(monkeypatch):
+    """For every training job of config/paper.yaml (each model, dataset and sweep point; the
+    seeds' jobs are alike) and each GPU kind plan.py knows: the plan's "fits" holds exactly
+    when the job's own check passes at that kind's reported capacity, the job built as it
+    runs, from the command line the pipeline gives it, under torchrun's WORLD_SIZE. And the
+    shipped grid fits every kind."""
+    import copy
+    import shlex
+
+    from steering import budget, grid_config
+    from steering.tasks import get_task
+
+    config = grid_config.read_yaml(ROOT / "config/paper.yaml")
+    grid_config.check(config, copy.deepcopy(config), schema=ROOT / "config/schema.yaml")
+    grid = pipeline.grid(config)
+    scripts = {"train.py": _script("train.py"), "train_joint.py": _script("train_joint.py")}
+    checked = 0
+    for model in config["models"]:
+        shape = budget.model_shape(config, model)
+        for dataset in config["datasets"]:
+            task = get_task(dataset)
+            for job in budget.train_jobs(grid, model, shape, list(grid["variants"]), dataset):
+                argv = shlex.split(pipeline.train_args(grid, model, dataset, job.variant, 0))
+                script = scripts[pipeline.train_script(grid, job.variant).split("/")[-1]]
+                settings = script.settings_from(argv)
+                assert settings.bs * settings.grad_accum * job.gpus == 16, job  # the protocol's
+                monkeypatch.setenv("WORLD_SIZE", str(job.gpus))
+                for kind, capacity in memory.GPU_MEMORY.items():
+                    planned = job.estimate.total <= capacity
+                    try:
+                        memory.plan_training(settings, task, capacity=capacity)
+                        passes = True
+                    except ValueError:
+                        passes = False
+                    assert planned == passes, (kind, job)
+                    assert planned, f"{kind}: {model} {dataset} {job.variant} does not fit"
+                    checked += 1
+    assert checked == 3 * 4 * 6 * 41  # kinds x models x datasets x trained points

@@ -294,6 +294,7 @@ def test_a_ddp_training_job_killed_mid_run_is_retried_and_resumes(tmp_path):
             "max_train_samples": 200,  # 200 / (2 processes x 1 x accumulation 2) = 50 steps
             "save_steps": 5,
             "gpus_per_train": 2,
+            "device": "cpu",  # gloo: a CPU test, whatever GPUs the machine has
         },
     }
     (work / "ddp.yaml").write_text(yaml.safe_dump(config))
@@ -326,4 +327,7 @@ def test_a_ddp_training_job_killed_mid_run_is_retried_and_resumes(tmp_path):
     assert training["resumed_from_step"] and training["resumed_from_step"] >= 5
     log = (work / "results/logs/train/tiny/BoolQ/silu/seed0.log").read_text()
     assert "resuming from results/runs/tiny/BoolQ/silu/seed0/resume/checkpoint-" in log
+    # the job asked for 2 GPUs and was given none (the test hides them): its log says so
+    assert "gpu_lease: this job asks for 2 GPU(s), and CUDA_VISIBLE_DEVICES='' hides" in log
+    assert "warning: this job asked for 2 GPU(s) and trains on the CPU" in log
     assert not (run / "resume").exists()  # finished: the resume state is gone

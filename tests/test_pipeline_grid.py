@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from steering import grid_config, pipeline
+from steering import grid_config, pipeline, placement
 from steering.grid_config import GridConfigError
 from steering.tasks import TASKS
 
@@ -202,14 +202,15 @@ def test_pipeline_module_imports_no_torch():
 
 
 def test_gpus_per_job_set_the_launcher_the_request_and_the_device_map():
-    assert pipeline.train_launcher(CONFIG, "m") == "python"
-    assert (pipeline.train_gpus(CONFIG, "m"), pipeline.eval_gpus(CONFIG, "m")) == (1, 1)
+    assert placement.train_launcher(CONFIG, "m", "silu") == "python"
+    assert (placement.train_gpus(CONFIG, "m", "silu"), placement.eval_gpus(CONFIG, "m")) == (1, 1)
     assert "--device-map" not in pipeline.eval_args(CONFIG, "m", "BoolQ", "silu", 0)
     config = json.loads(json.dumps(CONFIG))
     config["training"].update(gpus_per_train=2, gpus_per_eval=1)
     config["models"]["hub"].update(gpus_per_train=4, gpus_per_eval=2)  # the model's own wins
-    assert pipeline.train_gpus(config, "m") == 2 and pipeline.train_gpus(config, "hub") == 4
-    launcher = shlex.split(pipeline.train_launcher(config, "hub"))
+    assert placement.train_gpus(config, "m", "silu") == 2
+    assert placement.train_gpus(config, "hub", "silu") == 4
+    launcher = shlex.split(placement.train_launcher(config, "hub", "silu"))
     assert launcher == [
         *("python", "-m", "torch.distributed.run", "--standalone"),
         *("--nproc-per-node", "4"),
@@ -238,10 +239,14 @@ def test_rule_inputs_and_resources_are_constants_where_the_config_allows():
     from types import SimpleNamespace as W
 
     config = pipeline.grid(json.loads(json.dumps(CONFIG)))
-    assert pipeline.per_job(config, pipeline.train_gpus) == 1
+    assert placement.per_train_job(config, placement.train_gpus) == 1
+    assert placement.per_job(config, placement.eval_gpus) == 1
     config["models"]["hub"]["gpus_per_train"] = 2
-    gpus = pipeline.per_job(config, pipeline.train_gpus)
-    assert (gpus(W(model="m")), gpus(W(model="hub"))) == (1, 2)
+    gpus = placement.per_train_job(config, placement.train_gpus)
+    assert (gpus(W(model="m", variant="silu")), gpus(W(model="hub", variant="silu"))) == (1, 2)
+    config["models"]["m"]["variants"] = {"silu": {"gpus_per_train": 4}}  # one variant's own
+    gpus = placement.per_train_job(config, placement.train_gpus)
+    assert (gpus(W(model="m", variant="silu")), gpus(W(model="m", variant="base"))) == (4, 1)
     mixed = pipeline.model_input(config)  # one tiny model, one hub model
     assert mixed(W(model="m")) == ["results/models/m/config.json"] and mixed(W(model="hub")) == []
     tiny = {**config, "models": {"m": config["models"]["m"]}}
@@ -297,7 +302,7 @@ def test_every_job_keeps_its_arguments():
         if pipeline.is_trained(config, r.variant):
             job["train_args"] = pipeline.train_args(config, r.model, r.dataset, r.variant, r.seed)
             job["script"] = pipeline.train_script(config, r.variant)
-            job["launcher"] = pipeline.train_launcher(config, r.model)
+            job["launcher"] = placement.train_launcher(config, r.model, r.variant)
         jobs[f"{r.model}/{r.dataset}/{r.variant}/{r.seed}"] = job
     assert sorted(jobs) == sorted(recorded["jobs"])
     for key, job in jobs.items():
@@ -331,7 +336,7 @@ def test_fsdp_reaches_the_methods_that_shard_and_needs_two_gpus():
     assert full[-2:] == ["--sharding", "fsdp"]
     assert "--sharding" not in pipeline.train_args(config, "hub", "BoolQ", "silu", 0)  # DDP
     assert "--sharding" not in pipeline.train_args(config, "m", "BoolQ", "full", 0)
-    assert pipeline.train_launcher(config, "hub").endswith("--nproc-per-node 4")
+    assert placement.train_launcher(config, "hub", "full").endswith("--nproc-per-node 4")
     assert not [p for p in grid_config.problems(config) if "sharding" in p]
     config["models"]["hub"]["gpus_per_train"] = 1
     (problem,) = [p for p in grid_config.problems(config) if "sharding" in p]
@@ -349,3 +354,42 @@ def test_length_grouping_is_asked_for_by_variant_dataset_or_training_only():
     assert "--length-grouping" not in pipeline.train_args(config, "m", "BoolQ", "silu", 0)
     config["training"]["length_grouping"] = True
     assert "--length-grouping" in pipeline.train_args(config, "m", "BoolQ", "silu", 0)
+
+
+def test_a_models_variant_gets_its_own_gpus_sharding_and_batch_split():
+    """``models.<m>.variants.<v>``: where that variant's jobs run and how their batch is
+    split (every point of a sweep takes it); the other variants and models keep theirs."""
+    config = json.loads(json.dumps(CONFIG))
+    config["variants"]["full"] = {"method": "full", "sweep": {"lr": [1e-5, 2e-5]}}
+    config["models"]["hub"]["variants"] = {
+        "full": {"gpus_per_train": 2, "sharding": "fsdp", "bs": 4},
+        "silu": {"bs": 4, "grad_accum": 4},
+    }
+    assert [p for p in grid_config.problems(config) if "models." in p] == []
+    grid = pipeline.grid(config)
+    full = shlex.split(pipeline.train_args(grid, "hub", "BoolQ", "full@lr=1e-05", 0))
+    assert full[full.index("--bs") + 1] == "4" and full[-2:] == ["--sharding", "fsdp"]
+    assert "--grad-accum" not in full  # 4 x 2 x 2 GPUs: the protocol's accumulation
+    assert placement.train_launcher(grid, "hub", "full@lr=2e-05").endswith("--nproc-per-node 2")
+    silu = shlex.split(pipeline.train_args(grid, "hub", "BoolQ", "silu", 0))
+    assert silu[silu.index("--bs") + 1] == "4" and silu[silu.index("--grad-accum") + 1] == "4"
+    plain = shlex.split(pipeline.train_args(grid, "m", "BoolQ", "silu", 0))
+    assert "--grad-accum" not in plain and plain[plain.index("--bs") + 1] == "8"
+    assert placement.train_launcher(grid, "m", "full@lr=1e-05") == "python"
+
+
+@pytest.mark.parametrize(
+    "entry, problem",
+    [
+        ({"silu": {"bs": 4}}, "models.hub.variants.silu: bs 4 x grad_accum 2 x 1 GPU(s) = 8 rows"),
+        ({"silu": {"gpus_per_train": 2}}, "= 32 rows an optimizer step on BoolQ, and the run"),
+        ({"silu": {"sharding": "fsdp", "gpus_per_train": 2, "bs": 4}}, "method steering does "),
+        ({"full": {"sharding": "fsdp"}}, "variants.full: sharding: fsdp shards over the GPUs"),
+        ({"nope": {"bs": 4}}, "models.hub.variants.nope: no such variant; the config's are"),
+    ],
+)
+def test_a_placement_that_would_change_what_is_trained_is_refused(entry, problem):
+    config = json.loads(json.dumps(CONFIG))
+    config["variants"]["full"] = {"method": "full"}
+    config["models"]["hub"]["variants"] = entry
+    assert [p for p in grid_config.problems(config) if problem in p], grid_config.problems(config)

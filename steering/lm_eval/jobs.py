@@ -21,7 +21,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from steering import pipeline, sweep
+from steering import pipeline, placement, sweep
 
 RESULTS = f"{pipeline.RESULTS}/lm_eval"
 DEFAULTS = {"limit": None, "num_fewshot": None, "batch_size": 16, "points": "selected"}
@@ -127,13 +127,13 @@ def _common(grid: dict, model: str, output: str) -> list[str]:
     for key in ("limit", "num_fewshot", "batch_size"):
         if s.get(key) is not None:
             args += [f"--{key.replace('_', '-')}", str(s[key])]
-    precision = pipeline.model_setting(grid, model, "precision", None)
+    precision = placement.model_setting(grid, model, "precision", None)
     dtype = grid["models"][model].get("dtype") or grid.get("training", {}).get("dtype")
     if precision:
         args += ["--precision", precision]
     elif dtype:
         args += ["--dtype", dtype]
-    spread = pipeline.eval_gpus(grid, model) > 1 or grid["models"][model].get("device_map")
+    spread = placement.eval_gpus(grid, model) > 1 or grid["models"][model].get("device_map")
     device = grid.get("training", {}).get("device")
     if spread:
         args += ["--device-map", grid["models"][model].get("device_map") or "auto"]
