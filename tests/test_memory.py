@@ -12,6 +12,7 @@ from steering import memory, pipeline
 from steering.config import SteeringConfig
 from steering.methods import METHODS
 from steering.tiny import tiny_model
+from tests.conftest import cpu_env
 from tests.workflow import ROOT
 
 # Published shapes (their config.json's numbers)
@@ -287,3 +288,18 @@ def test_the_plan_and_each_job_agree_on_every_paper_job_and_gpu_kind(monkeypatch
                     assert planned, f"{kind}: {model} {dataset} {job.variant} does not fit"
                     checked += 1
     assert checked == 3 * 4 * 6 * 41  # kinds x models x datasets x trained points
+
+
+def test_plan_names_the_line_and_column_of_a_config_that_is_not_yaml(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  m: {name: x\ndatasets: {BoolQ: {}}\n")
+    done = subprocess.run(
+        [sys.executable, "scripts/plan.py", "--configfile", str(bad)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=cpu_env(),
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith(f"error: config file {bad} is not valid YAML: line 3, column ")
