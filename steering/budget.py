@@ -98,7 +98,6 @@ class TrainJob:
     variant: str  # the grid's: a point of a sweep
     settings: SimpleNamespace  # what memory.for_training reads of TrainSettings
     gpus: int
-    tokens: int
     estimate: memory.Estimate | None
 
 
@@ -164,7 +163,7 @@ def train_jobs(grid: dict, model: str, shape: memory.Shape, points, dataset: str
         )
         gpus = placement.train_gpus(grid, model, point)
         found = memory.for_training(settings, shape, tokens, gpus)
-        yield TrainJob(model, dataset, point, settings, gpus, tokens, found)
+        yield TrainJob(model, dataset, point, settings, gpus, found)
 
 
 def sweep_of(run: str) -> str:

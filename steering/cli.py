@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 
 from steering.errors import DataError, ModelNotFound, NonFiniteLoss
+from steering.methods.base import TRAINING
 from steering.storage import StorageError, is_io_failure
 
 EXPECTED = (
@@ -77,12 +78,7 @@ def add_checkpointing_flags(p: argparse.ArgumentParser) -> None:
 SHARED_TRAIN_FLAGS = (
     "model_name",
     "dataset_name",
-    "lr",
-    "warmup_ratio",
-    "weight_decay",
-    "epochs",
-    "bs",
-    "grad_accum",
+    *TRAINING,  # every training method's settings (lr ... bs, grad_accum, logits)
     "seed",
     "output_dir",
     "train_log",
@@ -97,8 +93,6 @@ SHARED_TRAIN_FLAGS = (
     "keep_checkpoints",
     "single_bos",
     "sharding",
-    "length_grouping",
-    "logits",
 )
 
 

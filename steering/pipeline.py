@@ -21,7 +21,6 @@ from typing import Any
 from steering import placement, sweep
 from steering.methods import DEFAULT, get_method
 from steering.methods.base import TRAINING
-from steering.placement import eval_gpus, model_setting, train_gpus
 
 RESULTS = "results"
 
@@ -131,7 +130,7 @@ def host_mem_mb(config: dict, model: str, processes: int) -> int:
     found = memory.read_config(tiny_model_dir(model) if is_built(entry) else entry["name"])
     if found is None:
         return DEFAULT_MEM_MB
-    precision = model_setting(config, model, "precision", None)
+    precision = placement.model_setting(config, model, "precision", None)
     dtype = entry.get("dtype") or config.get("training", {}).get("dtype") or "float32"
     needed = memory.host_bytes(memory.shape_of(found), precision or FROM_DTYPE[dtype], processes)
     return -(-needed // 10**9) * 1000  # whole GB, in MB
@@ -139,7 +138,7 @@ def host_mem_mb(config: dict, model: str, processes: int) -> int:
 
 def train_mem_mb(config: dict, model: str, variant: str) -> int:
     """The train rule's ``mem_mb``: one process per GPU (DDP, FSDP), each loading the model."""
-    return host_mem_mb(config, model, train_gpus(config, model, variant))
+    return host_mem_mb(config, model, placement.train_gpus(config, model, variant))
 
 
 def eval_mem_mb(config: dict, model: str) -> int:
@@ -191,13 +190,14 @@ def _common(
         data_dir(dataset),
         "--no-progress",
     ]
-    precision = model_setting(config, model, "precision", None)
+    precision = placement.model_setting(config, model, "precision", None)
     dtype = config["models"][model].get("dtype") or settings.get("dtype")
     if precision:  # the newer key; --dtype stays for configs without it (their params)
         args += ["--precision", precision]
     elif dtype:
         args += ["--dtype", dtype]
-    if model_setting(config, model, "single_bos", False):  # only when asked: runs keep params
+    # only when asked: the other runs keep their params
+    if placement.model_setting(config, model, "single_bos", False):
         args.append("--single-bos")
     return args + (_flags(settings, ("device",)) if device else [])
 
@@ -231,7 +231,7 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
     ]
     args += _flags(s, ("lr", "warmup_ratio", "weight_decay", "epochs"))
     bs, accum = placement.batch(config, model, variant, s)
-    args += ["--bs", str(bs)] if s.get("bs") is not None or bs != 8 else []
+    args += ["--bs", str(bs)] if s.get("bs") is not None or bs != placement.BS else []
     args += ["--grad-accum", str(accum)] if accum != placement.GRAD_ACCUM else []  # keep params
     args += _flags(s, ("max_train_samples",))
     if s.get("length_grouping"):  # only when asked: the official order's runs keep their params
@@ -251,7 +251,7 @@ def eval_args(config: dict, model: str, dataset: str, variant: str, seed: int | 
     """The quoted arguments of scripts/inference.py for one run (all configured splits)."""
     s = run_settings(config, dataset, variant)
     run = run_dir(model, dataset, variant, seed)
-    spread = eval_gpus(config, model) > 1 or config["models"][model].get("device_map")
+    spread = placement.eval_gpus(config, model) > 1 or config["models"][model].get("device_map")
     # a spread model has no one device: --device and --device-map exclude each other
     args = _common(config, model, dataset, s, device=not spread)
     if is_trained(config, variant):

@@ -26,7 +26,7 @@ from typing import Any
 
 from steering import sweep
 
-GRAD_ACCUM = 2  # the protocol's accumulation (PROTOCOL.md section 2)
+BS, GRAD_ACCUM = 8, 2  # the protocol's rows per device and accumulation (PROTOCOL.md section 2)
 
 
 def model_setting(config: dict, model: str, key: str, default: Any) -> Any:
@@ -70,7 +70,7 @@ def batch(config: dict, model: str, variant: str, settings: dict) -> tuple[int, 
     """(rows per device, accumulation) of a training job: the model's entry for the variant
     over the run's settings (``pipeline.run_settings``: training, dataset, variant)."""
     entry = variant_entry(config, model, variant)
-    bs = entry.get("bs") or settings.get("bs") or 8
+    bs = entry.get("bs") or settings.get("bs") or BS
     return int(bs), int(entry.get("grad_accum") or settings.get("grad_accum") or GRAD_ACCUM)
 
 
@@ -92,18 +92,21 @@ def per_job(config: dict, value_of):
     inspects its signature each time, which costs seconds over the paper grid's thousands of
     jobs; a constant costs nothing."""
     values = {m: value_of(config, m) for m in config["models"]}
-    if len(set(map(repr, values.values()))) == 1:
-        return next(iter(values.values()))
-    return lambda wildcards: values[wildcards.model]
+    return _constant_or_lookup(values, lambda wildcards: wildcards.model)
 
 
 def per_train_job(config: dict, value_of):
     """``per_job`` for ``value_of(config, model, variant)``: a constant when every training
     job gives the same value, else a function of the job's model and variant."""
     values = {(m, v): value_of(config, m, v) for m in config["models"] for v in config["variants"]}
+    return _constant_or_lookup(values, lambda wildcards: (wildcards.model, wildcards.variant))
+
+
+def _constant_or_lookup(values: dict, key_of):
+    """The one value when all ``values`` are alike, else a function looking a job's up."""
     if len(set(map(repr, values.values()))) == 1:
         return next(iter(values.values()))
-    return lambda wildcards: values[(wildcards.model, wildcards.variant)]
+    return lambda wildcards: values[key_of(wildcards)]
 
 
 def problems(config: dict, run_settings) -> list[str]:
@@ -160,7 +163,7 @@ def _batch_problems(grid: dict, model: str, variant: str, where: str, run_settin
         bs, accum = batch(grid, model, variant, settings)
         gpus = train_gpus(grid, model, variant)
         plain = (
-            settings.get("bs") or 8,
+            settings.get("bs") or BS,
             settings.get("grad_accum") or GRAD_ACCUM,
             int(model_setting(grid, model, "gpus_per_train", 1)),
         )
