@@ -2,14 +2,14 @@
 # config -> schema (defaults filled, bad keys stop the run) -> sweeps expanded into points ->
 # data, models -> train -> evaluate -> aggregate (selection on validation, summaries of
 # test). Every job is a `python scripts/...` command with quoted arguments (GPU jobs under
-# steering.gpu_lease, which gives each its own GPUs on a local multi-GPU machine).
+# steering.runtime.gpu_lease, which gives each its own GPUs on a local multi-GPU machine).
 import copy
 import gc
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
-from steering import grid_config
+from steering.pipeline import grid_config
 
 min_version("9.0")
 
@@ -36,7 +36,7 @@ if not workflow.overwrite_configfiles:
 # The schema first (config/schema.yaml plus every method's settings from steering/methods/;
 # all violations listed, then defaults filled in), then what it cannot see: repeated YAML
 # keys, keys a variant's method never reads, sweeps that cannot mean what they say, duplicate
-# entries (steering/grid_config.py).
+# entries (steering/pipeline/grid_config.py).
 written = copy.deepcopy(config)
 try:
     grid_config.check(
@@ -63,7 +63,7 @@ include: "rules/analysis.smk"
 report: "report/workflow.rst"
 
 
-config["_configfiles"] = pipeline.config_names(workflow.overwrite_configfiles)
+config["_configfiles"] = jobs.config_names(workflow.overwrite_configfiles)
 
 
 rule all:

@@ -6,7 +6,7 @@
 Three ways to feed the same training rows (the task's prompts, masking and truncation) to
 post-block steering on one model, forward + backward of the LM loss per batch:
 - official_fixed: the official code's layout, every row padded to the task's max length, in
-  the official order (``steering/sampling.py``: HF's sampler on rows of one length);
+  the official order (``steering/training/sampling.py``: HF's sampler on rows of one length);
 - official: the same batches, each padded only to its longest row (our default);
 - grouped: length-grouped batches (``--length-grouping``), padded to their longest row.
 Token counts (tokens fed / real tokens) cover the whole training split; the epoch times cover
@@ -24,9 +24,9 @@ import harness
 
 from steering import SteeredModel, SteeringConfig
 from steering.data import Collator, tokenize_split
-from steering.loader import load_base_model, load_tokenizer
-from steering.sampling import TrainingOrder
+from steering.loading.loader import load_base_model, load_tokenizer
 from steering.tasks import get_task
+from steering.training.sampling import TrainingOrder
 
 
 def batches(order: list[int], bs: int) -> list[list[int]]:

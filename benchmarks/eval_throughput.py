@@ -18,9 +18,9 @@ import torch
 
 from steering import SteeredModel, SteeringConfig
 from steering.data import encode_prompt
-from steering.generation import greedy_generate
+from steering.evaluation.generation import greedy_generate
+from steering.loading.tiny import build_tokenizer, tiny_model
 from steering.tasks import get_task
-from steering.tiny import build_tokenizer, tiny_model
 
 
 def main() -> None:

@@ -7,8 +7,8 @@ Each stage runs in a fresh interpreter, as a Snakemake job does; the median of `
 - interpreter: ``python -c pass``;
 - help: ``scripts/train.py --help`` and ``scripts/aggregate.py --help`` (start-up and argument
   parsing: what a mistyped flag or a config check costs; no torch since the lazy imports);
-- imports: ``import steering.training`` / ``steering.inference`` (what a job imports before
-  its first step: torch, transformers, datasets, the Trainer);
+- imports: ``import steering.training.run`` / ``steering.evaluation.inference`` (what a job imports
+  before its first step: torch, transformers, datasets, the Trainer);
 - model load: imports plus ``load_base_model(--model)`` (reading the weights);
 - train job: ``scripts/train.py`` on ``--rows`` rows, whole; its fixed cost is the job's wall
   time less the Trainer's own ``train_runtime`` (from training.json).
@@ -61,16 +61,16 @@ def main() -> None:
         env["CUDA_VISIBLE_DEVICES"] = ""
     py = sys.executable
     load = (
-        "from steering.loader import load_base_model; "
+        "from steering.loading.loader import load_base_model; "
         f"load_base_model({a.model!r}, 'float32', {a.device!r})"
     )
     stages = {
         "interpreter": [py, "-c", "pass"],
         "train.py --help": [py, "scripts/train.py", "--help"],
         "aggregate.py --help": [py, "scripts/aggregate.py", "--help"],
-        "imports of a training job": [py, "-c", "import steering.training"],
-        "imports of an evaluation job": [py, "-c", "import steering.inference"],
-        "imports + model load": [py, "-c", f"import steering.training; {load}"],
+        "imports of a training job": [py, "-c", "import steering.training.run"],
+        "imports of an evaluation job": [py, "-c", "import steering.evaluation.inference"],
+        "imports + model load": [py, "-c", f"import steering.training.run; {load}"],
     }
     rows = []
     for stage, argv in stages.items():

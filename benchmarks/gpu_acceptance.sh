@@ -3,7 +3,7 @@
 # transformers, peft, accelerate, pytest; carry the wheels of datasets, dill and multiprocess,
 # which the tasks import: see the device tool's README). From the repository's root:
 #   bash benchmarks/gpu_acceptance.sh          # results: benchmarks/results/*_gpu_*.json
-# 0. each GPU's memory as torch reports it (the capacity steering/memory.py's GPU_MEMORY
+# 0. each GPU's memory as torch reports it (the capacity steering/training/memory.py's GPU_MEMORY
 #    records per kind, and a job's memory check uses);
 # 1. the GPU-marked tests (device_map on CUDA, GPU leases with nvidia-smi; with 2 GPUs or
 #    more, DDP and FSDP over two of them with NCCL against one GPU);

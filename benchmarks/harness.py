@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from steering.provenance import environment  # noqa: E402
+from steering.runtime.provenance import environment  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from steering import SteeredModel, SteeringConfig
 from steering.last_token import positions
-from steering.tiny import tiny_model
+from steering.loading.tiny import tiny_model
 
 
 def naive_step(model, ids, mask, labels):

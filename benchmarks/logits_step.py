@@ -1,5 +1,5 @@
 """Benchmark: a steering training step (forward + backward, post-block r=8) with the LM head on
-the supervised positions only (``--logits supervised``, steering/logits.py) against today's
+the supervised positions only (``--logits supervised``, steering/training/logits.py) against today's
 step with the head on every position (``--logits all``), side by side in one run, on
 
 - ``smollm2``: the real SmolLM2-135M-Instruct (``--model``, default .cache/models/smollm2-135m)
@@ -24,8 +24,8 @@ import harness
 import torch
 
 from steering.config import SteeringConfig
-from steering.logits import SupervisedHead, loss_of
 from steering.model import SteeredModel
+from steering.training.logits import SupervisedHead, loss_of
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ("smollm2", "llama-3.2-1b")  # the default; choices: "smollm2" and harness.SHAPES
@@ -49,9 +49,9 @@ def arc_batches(model_dir: Path, arc_dir: Path, batch: int, n: int) -> list[dict
     """``n`` batches of real ARC training rows, tokenized and padded as training does."""
     from steering.architectures import uses_chat_template
     from steering.data import Collator, tokenize_split
-    from steering.loader import load_tokenizer
-    from steering.sampling import TrainingOrder
+    from steering.loading.loader import load_tokenizer
     from steering.tasks import get_task
+    from steering.training.sampling import TrainingOrder
 
     task = get_task("ARC_Challenge")
     tokenizer = load_tokenizer(str(model_dir))
@@ -73,7 +73,7 @@ def steered(base, dtype) -> SteeredModel:
 
 
 def load_case(name: str, a):
-    from steering.loader import load_base_model
+    from steering.loading.loader import load_base_model
 
     if name == "smollm2":
         return load_base_model(str(a.model), a.dtype, a.device)

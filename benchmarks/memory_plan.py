@@ -1,5 +1,5 @@
-"""Benchmark: the memory plan's estimate (steering/memory.py) against the measured peak, for
-every method, at a shape.
+"""Benchmark: the memory plan's estimate (steering/training/memory.py) against the measured
+peak, for every method, at a shape.
 
     python benchmarks/memory_plan.py --device cpu --shape llama-100m [--batch 4 --seq-len 256
         --supervised 64 --logits supervised]
@@ -37,10 +37,10 @@ def measure(a) -> dict:
     """One row, in this process (``--one``)."""
     import torch
 
-    from steering import memory
     from steering.config import SteeringConfig
-    from steering.logits import SupervisedHead, loss_of
     from steering.methods import METHODS as REGISTRY
+    from steering.training import memory
+    from steering.training.logits import SupervisedHead, loss_of
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     method_name = "steering" if a.one == "vector" else a.one

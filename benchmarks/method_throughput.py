@@ -31,13 +31,13 @@ import harness
 import torch
 from logits_step import add_real_model_arguments, arc_batches, require_model
 
-from steering.logits import SupervisedHead, loss_of
+from steering.training.logits import SupervisedHead, loss_of
 
 METHODS = ("steering", "lora", "full")
 
 
 def build(method: str, a):
-    from steering.loader import load_base_model
+    from steering.loading.loader import load_base_model
     from steering.methods import get_method
 
     base = load_base_model(str(a.model), a.dtype, a.device)
@@ -52,7 +52,7 @@ def arc_max_new_tokens() -> int:
 
 def eval_prompts(a) -> tuple[list[list[int]], object]:
     from steering.data import encode_prompt
-    from steering.loader import load_tokenizer
+    from steering.loading.loader import load_tokenizer
     from steering.tasks import get_task
 
     task = get_task("ARC_Challenge")
@@ -87,7 +87,7 @@ class Side:
         self.train_s.append(time.perf_counter() - start)
 
     def evaluate(self, prompts: list[list[int]], tokenizer) -> None:
-        from steering.generation import greedy_generate
+        from steering.evaluation.generation import greedy_generate
 
         self.model.eval()
         limit = arc_max_new_tokens()

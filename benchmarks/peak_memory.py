@@ -25,9 +25,9 @@ from datasets import Dataset
 
 from steering import SteeredModel, SteeringConfig
 from steering.data import Collator
-from steering.precision import FROM_DTYPE, trainable_dtype
-from steering.trainer import SteeringTrainer, training_arguments
-from steering.training import TrainSettings
+from steering.runtime.precision import FROM_DTYPE, trainable_dtype
+from steering.training.run import TrainSettings
+from steering.training.trainer import SteeringTrainer, training_arguments
 
 GIB = 2**30
 

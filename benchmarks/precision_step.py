@@ -3,7 +3,7 @@
     python benchmarks/precision_step.py --device cuda --shape llama-3.2-1b --batch 8
 
 Three models of one random-weight Llama (built from its config) with post-block steering, as
-``--precision`` builds them (steering/precision.py): fp32 (everything float32), tf32 (the
+``--precision`` builds them (steering/runtime/precision.py): fp32 (everything float32), tf32 (the
 same with TF32 matmuls; on a CPU the same as fp32) and bf16 (the base in bfloat16, the
 adapters in float32). Each takes the same batch: forward, backward of the LM loss, AdamW
 step. Reported: seconds per step and tokens/s per precision, the bf16 / fp32 and
@@ -18,7 +18,7 @@ import harness
 import torch
 
 from steering import SteeredModel, SteeringConfig
-from steering.precision import apply, base_dtype, trainable_dtype
+from steering.runtime.precision import apply, base_dtype, trainable_dtype
 
 
 def main() -> None:

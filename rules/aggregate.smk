@@ -7,7 +7,7 @@
 
 rule aggregate:
     input:
-        metrics=pipeline.metrics_files(GRID),
+        metrics=jobs.metrics_files(GRID),
     output:
         long=report("results/tables/long.csv", caption="../report/long.rst", category="Tables"),
         selection=report(
@@ -54,7 +54,7 @@ rule aggregate:
             category="Plots",
         ),
     params:
-        references=pipeline.references(config),
+        references=jobs.references(config),
     conda:
         "../envs/steering.yaml"
     log:

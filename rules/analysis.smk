@@ -1,8 +1,8 @@
 # The paper's oracle-shift analysis, only when the config has an `analysis` block
-# (steering/analysis_jobs.py): per model and listed dataset, after the full run and the
+# (steering/pipeline/analysis_jobs.py): per model and listed dataset, after the full run and the
 # steering / LoRA runs of the first seed (and their validation metrics), the per-layer table,
 # the approximations' KL table and three plots. Without the block no job of this file runs.
-from steering import analysis_jobs
+from steering.pipeline import analysis_jobs
 
 ANALYSIS_OUTPUTS = analysis_jobs.outputs(GRID)
 
@@ -41,7 +41,7 @@ rule analysis:
         args=lambda w: analysis_jobs.args(GRID, w.model, w.dataset),
     resources:
         gpu=placement.per_job(GRID, placement.eval_gpus),
-        mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb") or placement.per_job(GRID, pipeline.eval_mem_mb),
+        mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb") or placement.per_job(GRID, jobs.eval_mem_mb),
         runtime=RESOURCES.get("evaluate", {}).get("runtime", 120),
     conda:
         "../envs/steering.yaml"
@@ -50,5 +50,5 @@ rule analysis:
     benchmark:
         "results/benchmarks/analysis/{model}/{dataset}.tsv"
     shell:
-        "python -m steering.gpu_lease {resources.gpu} --"
+        "python -m steering.runtime.gpu_lease {resources.gpu} --"
         " python scripts/analyze.py {params.args} > {log:q} 2>&1"

@@ -8,7 +8,7 @@ rule prepare_data:
         manifest="results/data/{dataset}/manifest.json",
         splits=multiext("results/data/{dataset}/", "train.parquet", "validation.parquet", "test.parquet"),
     params:
-        args=lambda w: pipeline.data_args(GRID, w.dataset),
+        args=lambda w: jobs.data_args(GRID, w.dataset),
     conda:
         "../envs/steering.yaml"
     log:
@@ -23,9 +23,9 @@ rule make_tiny_model:
     output:
         "results/models/{model}/config.json",
     wildcard_constraints:
-        model=pipeline.built_pattern(config, "tiny"),
+        model=jobs.built_pattern(config, "tiny"),
     params:
-        args=lambda w: pipeline.tiny_model_args(GRID, w.model),
+        args=lambda w: jobs.tiny_model_args(GRID, w.model),
     conda:
         "../envs/steering.yaml"
     log:
@@ -38,13 +38,13 @@ rule make_tiny_model:
 
 rule convert_gguf_model:
     input:
-        lambda w: pipeline.gguf_model_input(GRID, w.model),
+        lambda w: jobs.gguf_model_input(GRID, w.model),
     output:
         "results/models/{model}/config.json",  # written last: a rerun replaces a partial one
     wildcard_constraints:
-        model=pipeline.built_pattern(config, "gguf"),
+        model=jobs.built_pattern(config, "gguf"),
     params:
-        args=lambda w: pipeline.gguf_model_args(GRID, w.model),
+        args=lambda w: jobs.gguf_model_args(GRID, w.model),
     conda:
         "../envs/steering.yaml"
     log:

@@ -6,8 +6,8 @@
 rule evaluate:
     input:
         data="results/data/{dataset}/manifest.json",
-        model=pipeline.model_input(GRID),
-        checkpoint=pipeline.evaluate_checkpoint(GRID),
+        model=jobs.model_input(GRID),
+        checkpoint=jobs.evaluate_checkpoint(GRID),
     output:
         records=expand(
             "results/runs/{{model}}/{{dataset}}/{{variant}}/seed{{seed}}/{split}.json",
@@ -18,10 +18,10 @@ rule evaluate:
             split=config["splits"],
         ),
     params:
-        args=lambda w: pipeline.eval_args(GRID, w.model, w.dataset, w.variant, w.seed),
+        args=lambda w: jobs.eval_args(GRID, w.model, w.dataset, w.variant, w.seed),
     resources:
         gpu=placement.per_job(GRID, placement.eval_gpus),
-        mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb") or placement.per_job(GRID, pipeline.eval_mem_mb),
+        mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb") or placement.per_job(GRID, jobs.eval_mem_mb),
         runtime=RESOURCES.get("evaluate", {}).get("runtime", 120),
     conda:
         "../envs/steering.yaml"
@@ -30,5 +30,5 @@ rule evaluate:
     benchmark:
         "results/benchmarks/evaluate/{model}/{dataset}/{variant}/seed{seed}.tsv"
     shell:
-        "python -m steering.gpu_lease {resources.gpu} --"
+        "python -m steering.runtime.gpu_lease {resources.gpu} --"
         " python scripts/inference.py {params.args} > {log:q} 2>&1"

@@ -1,9 +1,9 @@
 # Capability retention with lm-evaluation-harness, only when the config has an `lm_eval`
-# block (steering/lm_eval/jobs.py): per model one job on the untrained base model, per chosen
+# block (steering/pipeline/lm_eval_jobs.py): per model one job on the untrained base model, per chosen
 # run (a swept variant: its point selected on validation, unless `points: all`) and seed one
 # job on its checkpoint; then the long table and the retention table (each method minus the
 # base model per task). Without the block no job of this file runs (LM_EVAL_TABLES is empty).
-from steering.lm_eval import jobs as lm_eval_jobs
+from steering.pipeline import lm_eval_jobs
 
 LM_EVAL_JOBS = lm_eval_jobs.jobs(GRID)
 LM_EVAL_TABLES = (
@@ -13,14 +13,14 @@ LM_EVAL_TABLES = (
 
 rule lm_eval_base:
     input:
-        model=pipeline.model_input(GRID),
+        model=jobs.model_input(GRID),
     output:
         "results/lm_eval/{model}/base.json",
     params:
         args=lambda w: lm_eval_jobs.base_args(GRID, w.model),
     resources:
         gpu=placement.per_job(GRID, placement.eval_gpus),
-        mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb") or placement.per_job(GRID, pipeline.eval_mem_mb),
+        mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb") or placement.per_job(GRID, jobs.eval_mem_mb),
         runtime=RESOURCES.get("evaluate", {}).get("runtime", 120),
     conda:
         "../envs/steering.yaml"
@@ -29,7 +29,7 @@ rule lm_eval_base:
     benchmark:
         "results/benchmarks/lm_eval/{model}/base.tsv"
     shell:
-        "python -m steering.gpu_lease {resources.gpu} --"
+        "python -m steering.runtime.gpu_lease {resources.gpu} --"
         " python scripts/lm_eval_run.py {params.args} > {log:q} 2>&1"
 
 
@@ -39,12 +39,12 @@ rule lm_eval:
     output:
         "results/lm_eval/{model}/{dataset}/{name}/seed{seed}.json",
     wildcard_constraints:
-        name=pipeline.wildcard_pattern(lm_eval_jobs.names(GRID) or ["-"]),
+        name=jobs.wildcard_pattern(lm_eval_jobs.names(GRID) or ["-"]),
     params:
         args=lambda w: lm_eval_jobs.run_args(GRID, w.model, w.dataset, w.name, w.seed),
     resources:
         gpu=placement.per_job(GRID, placement.eval_gpus),
-        mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb") or placement.per_job(GRID, pipeline.eval_mem_mb),
+        mem_mb=RESOURCES.get("evaluate", {}).get("mem_mb") or placement.per_job(GRID, jobs.eval_mem_mb),
         runtime=RESOURCES.get("evaluate", {}).get("runtime", 120),
     conda:
         "../envs/steering.yaml"
@@ -53,7 +53,7 @@ rule lm_eval:
     benchmark:
         "results/benchmarks/lm_eval/{model}/{dataset}/{name}/seed{seed}.tsv"
     shell:
-        "python -m steering.gpu_lease {resources.gpu} --"
+        "python -m steering.runtime.gpu_lease {resources.gpu} --"
         " python scripts/lm_eval_run.py {params.args} > {log:q} 2>&1"
 
 

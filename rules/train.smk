@@ -5,7 +5,7 @@
 # output, so it survives a failed attempt); a rerun or retry resumes from the last one.
 # gpu_lease gives the job GPUs of its own (CUDA_VISIBLE_DEVICES) on a local multi-GPU machine;
 # under Slurm, Slurm has chosen them. Inputs and resources are constants where the config
-# allows (pipeline.model_input, placement.per_train_job): one function less per job is seconds less
+# allows (jobs.model_input, placement.per_train_job): one function less per job is seconds less
 # over the paper grid. The shell command and params stay as they were: Snakemake reruns every
 # job of a rule whose command text or params change.
 
@@ -13,19 +13,19 @@
 rule train:
     input:
         data="results/data/{dataset}/manifest.json",
-        model=pipeline.model_input(GRID),
+        model=jobs.model_input(GRID),
     output:
         checkpoint=directory("results/runs/{model}/{dataset}/{variant}/seed{seed}/checkpoint"),
         train_log="results/runs/{model}/{dataset}/{variant}/seed{seed}/train_log.jsonl",
     wildcard_constraints:
-        variant=pipeline.wildcard_pattern(TRAINED_VARIANTS),
+        variant=jobs.wildcard_pattern(TRAINED_VARIANTS),
     params:
         launch=lambda w: placement.train_launcher(GRID, w.model, w.variant),
-        script=lambda w: pipeline.train_script(GRID, w.variant),
-        args=lambda w: pipeline.train_args(GRID, w.model, w.dataset, w.variant, w.seed),
+        script=lambda w: jobs.train_script(GRID, w.variant),
+        args=lambda w: jobs.train_args(GRID, w.model, w.dataset, w.variant, w.seed),
     resources:
         gpu=placement.per_train_job(GRID, placement.train_gpus),
-        mem_mb=RESOURCES.get("train", {}).get("mem_mb") or placement.per_train_job(GRID, pipeline.train_mem_mb),
+        mem_mb=RESOURCES.get("train", {}).get("mem_mb") or placement.per_train_job(GRID, jobs.train_mem_mb),
         runtime=RESOURCES.get("train", {}).get("runtime", 240),
     conda:
         "../envs/steering.yaml"
@@ -34,5 +34,5 @@ rule train:
     benchmark:
         "results/benchmarks/train/{model}/{dataset}/{variant}/seed{seed}.tsv"
     shell:
-        "python -m steering.gpu_lease {resources.gpu} --"
+        "python -m steering.runtime.gpu_lease {resources.gpu} --"
         " {params.launch} {params.script} {params.args} > {log:q} 2>&1"

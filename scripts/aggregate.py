@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 
-from steering.cli import run
+from steering.runtime.cli import run
 
 
 def main() -> None:
@@ -43,9 +43,9 @@ def main() -> None:
     a = p.parse_args()
     from pathlib import Path
 
-    from steering import plots, results, selection
-    from steering.io import write_text
-    from steering.storage import probe
+    from steering.pipeline import plots, results, selection
+    from steering.runtime.io import write_text
+    from steering.runtime.storage import probe
 
     for flag, where in (("--out-dir", a.out_dir), ("--plots-dir", a.plots_dir)):
         probe(where, what=flag)  # read-only or full: stop before reading the runs

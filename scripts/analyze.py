@@ -1,5 +1,5 @@
 """The paper's oracle-shift analysis: how close shifts after every block of a base model get
-to its full fine-tune (steering/analysis.py, docs/analysis.md).
+to its full fine-tune (steering/analysis/run.py, docs/analysis.md).
 
     python scripts/analyze.py --base results/models/tiny --finetuned RUN/full/seed0/checkpoint \\
         --adapter silu RUN/silu/seed0/checkpoint --adapter lora RUN/lora/seed0/checkpoint \\
@@ -13,7 +13,7 @@ and kl.png.
 import argparse
 import sys
 
-from steering.cli import run
+from steering.runtime.cli import run
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,8 +47,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     a = parse_args()
-    from steering import analysis
-    from steering.storage import probe
+    from steering.analysis import run as analysis
+    from steering.runtime.storage import probe
 
     for flag in ("rows", "batch_rows"):
         if getattr(a, flag) < 1:

@@ -13,7 +13,7 @@ same GGUF file does nothing; an --out holding another model is an error (docs/mo
 import argparse
 import sys
 
-from steering.cli import run
+from steering.runtime.cli import run
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
         p.error("--package needs --file (the GGUF file's name inside the package)")
     if a.gguf and a.file:
         p.error("--file goes with --package; with --gguf give the file's path only")
-    from steering import gguf
+    from steering.loading import gguf
 
     source = gguf.from_package(a.package, a.file) if a.package else gguf.from_path(a.gguf)
     out, converted = gguf.convert(source, a.out, a.dtype)

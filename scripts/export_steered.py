@@ -12,7 +12,7 @@ and last-token steering have no such format: evaluate them with --model steering
 import argparse
 import sys
 
-from steering.cli import run
+from steering.runtime.cli import run
 
 
 def main() -> None:

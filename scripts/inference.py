@@ -10,10 +10,11 @@ Writes <ckpt dir>/<split>.json (JSON Lines: prompt, output, label, eval) and
 import argparse
 import sys
 
-from steering.cli import SINGLE_BOS_HELP, add_precision_flags, run
 from steering.config import ACTIVATIONS
-from steering.loader import DEVICE_MAPS
+from steering.loading.loader import DEVICE_MAPS
+from steering.runtime.cli import run
 from steering.tasks import TASKS
+from steering.training.flags import SINGLE_BOS_HELP, add_precision_flags
 
 
 def parse_args() -> argparse.Namespace:
@@ -69,8 +70,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     a = parse_args()
-    from steering.inference import InferenceSettings, run_inference
-    from steering.precision import resolve
+    from steering.evaluation.inference import InferenceSettings, run_inference
+    from steering.runtime.precision import resolve
 
     results = run_inference(
         InferenceSettings(

@@ -14,8 +14,9 @@ evaluates the checkpoint of the point the selection chooses (for --seed).
 import argparse
 import sys
 
-from steering.cli import add_precision_flags, run
-from steering.loader import DEVICE_MAPS
+from steering.loading.loader import DEVICE_MAPS
+from steering.runtime.cli import run
+from steering.training.flags import add_precision_flags
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,8 +52,8 @@ def main() -> None:
     from pathlib import Path
 
     from steering.lm_eval import evaluation, require
-    from steering.precision import resolve
-    from steering.storage import probe
+    from steering.runtime.precision import resolve
+    from steering.runtime.storage import probe
 
     if Path(a.output).is_dir():
         raise ValueError(f"--output {a.output} is a directory; give a file path")

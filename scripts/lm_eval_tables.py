@@ -11,7 +11,7 @@ Writes <out-dir>/lm_eval.csv, lm_eval_retention.csv and lm_eval_retention.md
 import argparse
 import sys
 
-from steering.cli import run
+from steering.runtime.cli import run
 
 
 def main() -> None:
@@ -24,9 +24,9 @@ def main() -> None:
     a = p.parse_args()
     from pathlib import Path
 
-    from steering.io import write_text
     from steering.lm_eval import tables
-    from steering.storage import probe
+    from steering.runtime.io import write_text
+    from steering.runtime.storage import probe
 
     probe(a.out_dir, what="--out-dir")
     long = tables.long_table(a.results)

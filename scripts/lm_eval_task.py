@@ -11,7 +11,7 @@ JSON Lines; absolute path) instead of the hub (steering/lm_eval/tasks.py).
 import argparse
 import sys
 
-from steering.cli import run
+from steering.runtime.cli import run
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from steering.architectures import ARCHITECTURES
-from steering.cli import run
+from steering.runtime.cli import run
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--debug", action="store_true")
     a = p.parse_args()
-    from steering.tiny import save_tiny_model
+    from steering.loading.tiny import save_tiny_model
 
     path = save_tiny_model(a.out, a.arch, a.hidden_size, a.layers, a.vocab_size, a.init_std, a.seed)
     print(f"wrote a tiny {a.arch} model ({a.layers} layers, hidden {a.hidden_size}) to {path}")

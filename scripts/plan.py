@@ -4,10 +4,10 @@ training job needs per GPU, the GPUs it asks for, whether that fits, and GPU-hou
     python scripts/plan.py --configfile config/paper.yaml [--gpu h100|h200|a100 --mfu 0.35
         --startup-s 30 --disk-gbps 2]
 
-The config is checked as the pipeline checks it. Memory: steering/memory.py, from each
+The config is checked as the pipeline checks it. Memory: steering/training/memory.py, from each
 model's config.json (its directory or the local hub cache, else the shapes the project ships
-for the paper's models, steering/public_configs.py: no download needed; another model
-neither has, or a tiny one the pipeline builds, shows "-"). GPU-hours: steering/budget.py,
+for the paper's models, steering/loading/public_configs.py: no download needed; another model
+neither has, or a tiny one the pipeline builds, shows "-"). GPU-hours: steering/pipeline/budget.py,
 from the real data's size and the stated assumptions (printed under the table), with each
 job's fixed cost (start-up, model load) in a column of its own and in the total.
 """
@@ -17,7 +17,7 @@ import copy
 import sys
 from pathlib import Path
 
-from steering.cli import run
+from steering.runtime.cli import run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def merged(paths: list[str]) -> dict:
             out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
         return out
 
-    from steering.grid_config import read_yaml
+    from steering.pipeline.grid_config import read_yaml
 
     config: dict = {}
     for path in paths:
@@ -40,7 +40,8 @@ def merged(paths: list[str]) -> dict:
 
 
 def main() -> None:
-    from steering import budget, grid_config, memory
+    from steering.pipeline import budget, grid_config
+    from steering.training import memory
 
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -109,13 +110,13 @@ def main() -> None:
         f"{spec['bf16']} bf16 TFLOP/s) in training and prefill, 6 P FLOPs a token for full "
         f"fine-tuning and 4 P for frozen-base methods; decoding at {a.bandwidth_use:.0%} of "
         f"{spec['bandwidth']} TB/s, one weight read a step; data: each task's public rows x "
-        "mean tokens (steering/tasks); memory: steering/memory.py"
+        "mean tokens (steering/tasks); memory: steering/training/memory.py"
     )
     fixed = sum(r.fixed_hours or 0 for r in rows)
     print(
         f"fixed costs (column 'fixed', included in GPU-hours): {a.startup_s:g} s start-up and "
         f"the weights (2 bytes a parameter) read at {a.disk_gbps:g} GB/s, per job and GPU held: "
-        f"{fixed:,.0f} GPU-hours; shapes: config.json, else steering/public_configs.py"
+        f"{fixed:,.0f} GPU-hours; shapes: config.json, else steering/loading/public_configs.py"
     )
     short = [r for r in rows if r.fits is False]
     for r in short:

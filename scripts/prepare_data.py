@@ -17,10 +17,11 @@ supervised token (the prompt fills the max length), with a warning above 1 %.
 import argparse
 import sys
 
-from steering.cli import SINGLE_BOS_HELP, run
-from steering.storage import probe
+from steering.runtime.cli import run
+from steering.runtime.storage import probe
 from steering.tasks import TASKS, get_task
 from steering.tasks.files import read_source, write_prepared
+from steering.training.flags import SINGLE_BOS_HELP
 
 
 def main() -> int:
@@ -70,7 +71,7 @@ def main() -> int:
 def print_token_stats(task, splits, model_name: str, single_bos: bool) -> None:
     from steering.architectures import uses_chat_template
     from steering.data import describe_stats, tokenize_split, truncation_stats
-    from steering.loader import load_model_type, load_tokenizer
+    from steering.loading.loader import load_model_type, load_tokenizer
 
     tokenizer = load_tokenizer(model_name)
     chat = uses_chat_template(load_model_type(model_name) or "")

@@ -13,7 +13,7 @@ two splits; it exits 1 listing the problems.
 import argparse
 import sys
 
-from steering.cli import run
+from steering.runtime.cli import run
 from steering.tasks.shipped import SHIPPED_TASKS, build, check, repo_root
 
 

@@ -9,7 +9,11 @@ also evaluates validation (unless --test-only) and test, writing outputs/... (or
 import argparse
 import sys
 
-from steering.cli import (
+from steering.methods import METHODS, training_methods
+from steering.methods.steering import steering_from_args
+from steering.runtime.cli import run
+from steering.tasks import TASKS
+from steering.training.flags import (
     SINGLE_BOS_HELP,
     add_batch_flags,
     add_checkpointing_flags,
@@ -18,12 +22,8 @@ from steering.cli import (
     add_precision_flags,
     add_sharding_flag,
     report_training,
-    run,
     shared_train_settings,
 )
-from steering.methods import METHODS, training_methods
-from steering.methods.steering import steering_from_args
-from steering.tasks import TASKS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -78,7 +78,7 @@ def settings_from(argv: list[str] | None = None):
     """The run's TrainSettings from its command line (the pipeline's memory plan reads the
     same, tests/test_memory.py)."""
     a = parse_args(argv)
-    from steering.training import TrainSettings
+    from steering.training.run import TrainSettings
 
     return TrainSettings(
         steering=steering_from_args(a),
@@ -92,7 +92,7 @@ def settings_from(argv: list[str] | None = None):
 
 def main() -> None:
     settings = settings_from()  # first: --help and bad flags import nothing heavy
-    from steering.training import train
+    from steering.training.run import train
 
     report_training(train(settings))
 

@@ -12,7 +12,11 @@ Saves LoRA in PEFT's format (<out>/lora/) and the steering adapter in ours (<out
 import argparse
 import sys
 
-from steering.cli import (
+from steering.methods import METHODS
+from steering.methods.steering import add_steering_arguments, steering_from_args
+from steering.runtime.cli import run
+from steering.tasks import TASKS
+from steering.training.flags import (
     SINGLE_BOS_HELP,
     add_batch_flags,
     add_checkpointing_flags,
@@ -21,12 +25,8 @@ from steering.cli import (
     add_precision_flags,
     add_sharding_flag,
     report_training,
-    run,
     shared_train_settings,
 )
-from steering.methods import METHODS
-from steering.methods.steering import add_steering_arguments, steering_from_args
-from steering.tasks import TASKS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def settings_from(argv: list[str] | None = None):
     """The run's TrainSettings from its command line (as scripts/train.py's)."""
     a = parse_args(argv)
-    from steering.training import TrainSettings
+    from steering.training.run import TrainSettings
 
     return TrainSettings(
         steering=steering_from_args(a),
@@ -88,7 +88,7 @@ def settings_from(argv: list[str] | None = None):
 
 def main() -> None:
     settings = settings_from()  # first: --help and bad flags import nothing heavy
-    from steering.training import train
+    from steering.training.run import train
 
     report_training(train(settings))
 

@@ -4,10 +4,11 @@
     steered = SteeredModel(base_model, SteeringConfig())   # post-block, rank 8, SiLU
 
 The names are imported on first use, so torch-free parts (``steering.pipeline``,
-``steering.results``, ``steering.config``) load without torch: the Snakemake DAG builds fast.
+``steering.config``) load without torch: the Snakemake DAG builds fast. The package map:
+README.md; what may import what: docs/development.md.
 """
 
-from steering.provenance import VERSION as __version__
+from steering.runtime.provenance import VERSION as __version__
 
 __all__ = ["SteeringConfig", "SteeredModel", "__version__"]
 

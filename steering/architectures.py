@@ -12,7 +12,7 @@ One row per Hugging Face ``config.model_type``. A row names
   ``post_attention_layernorm`` or the architecture's equivalent (the norm in front of the MLP).
 
 To support a new architecture, add one row to ``ARCHITECTURES`` and a tiny-model case to
-``steering/tiny.py`` (the tests then cover it).
+``steering/loading/tiny.py`` (the tests then cover it).
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from steering.config import SteeringConfig
-from steering.io import atomic_path, write_json
-from steering.provenance import git_commit, package_version
+from steering.runtime.io import atomic_path, write_json
+from steering.runtime.provenance import git_commit, package_version
 
 CONFIG_NAME = "steering_config.json"
 WEIGHTS_NAME = "adapter.safetensors"

@@ -29,7 +29,7 @@ def cpu_env(**extra: str) -> dict[str, str]:
 
 
 from steering.architectures import decoder_layers  # noqa: E402
-from steering.tiny import build_tokenizer  # noqa: E402
+from steering.loading.tiny import build_tokenizer  # noqa: E402
 
 # The modules that take a minute or more (`pytest --durations=30`, docs/development.md), longest
 # first. `make test` hands whole modules to its two workers in the order collected, so these

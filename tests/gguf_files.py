@@ -1,7 +1,7 @@
 """Small GGUF files for tests, written with the `gguf` package's GGUFWriter.
 
-``write_tiny_gguf`` stores a tiny random llama (``steering.tiny``) and the project tokenizer the
-way llama.cpp's converter lays a llama out: tensor names ``blk.<i>.attn_q.weight`` ..., the
+``write_tiny_gguf`` stores a tiny random llama (``steering.loading.tiny``) and the project tokenizer
+the way llama.cpp's converter lays a llama out: tensor names ``blk.<i>.attn_q.weight`` ..., the
 query and key rows permuted for its rotary layout (transformers undoes this when it reads the
 file), the byte-level BPE vocabulary as ``tokenizer.ggml.*`` with its merges, the chat template.
 Tensors are float32, so reading the file back gives the model's weights exactly.
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from steering.tiny import build_tokenizer, tiny_model
+from steering.loading.tiny import build_tokenizer, tiny_model
 
 # HF llama parameter (inside model.layers.<i>.) -> the GGUF tensor name (inside blk.<i>.)
 LAYER_TENSORS = {

@@ -1,5 +1,6 @@
 """A process of tests/test_trainer.py's two-process gradient check, in a module that imports
-torch and steering.gradients alone, so that each spawned process starts in a second or two."""
+torch and steering.training.gradients alone, so that each spawned process starts in a second
+or two."""
 
 import torch
 
@@ -10,7 +11,7 @@ def check_shards(rank: int, store_path: str, out: str) -> None:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor import Shard, distribute_tensor
 
-    from steering.gradients import all_finite, local_part
+    from steering.training.gradients import all_finite, local_part
 
     dist.init_process_group("gloo", store=dist.FileStore(store_path, 2), rank=rank, world_size=2)
     try:

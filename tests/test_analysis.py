@@ -1,4 +1,4 @@
-"""The oracle-shift analysis (steering/oracle.py, approximations.py, analysis.py): its
+"""The oracle-shift analysis (steering/analysis/oracle.py, approximations.py, analysis.py): its
 equations on tiny models, its bad-input errors, its plots, and a Snakemake run of a tiny grid
 with full fine-tuning, steering, LoRA and the analysis job."""
 
@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
-from steering import analysis, analysis_plots, oracle
-from steering import approximations as approx
+from steering.analysis import approximations as approx
+from steering.analysis import oracle
+from steering.analysis import plots as analysis_plots
+from steering.analysis import run as analysis
 from steering.architectures import decoder_layers
 from steering.config import SteeringConfig
+from steering.loading.tiny import tiny_model
 from steering.model import SteeredModel
-from steering.tiny import tiny_model
 from tests.test_results import overlapping_texts
 
 H, LAYERS = 32, 3
@@ -304,16 +306,16 @@ GRID = {
 
 
 def checked(config: dict) -> dict:
-    from steering import grid_config, pipeline
+    from steering.pipeline import grid_config, jobs
     from tests.workflow import ROOT
 
     config, written = json.loads(json.dumps(config)), json.loads(json.dumps(config))
     grid_config.check(config, written, schema=ROOT / "config" / "schema.yaml")
-    return pipeline.grid(config)
+    return jobs.grid(config)
 
 
 def problems_of(config: dict) -> str:
-    from steering import grid_config
+    from steering.pipeline import grid_config
 
     with pytest.raises(grid_config.GridConfigError) as e:
         checked(config)
@@ -343,7 +345,7 @@ def test_jobs_and_their_arguments():
     import shlex
     import sys
 
-    from steering import analysis_jobs
+    from steering.pipeline import analysis_jobs
     from tests.workflow import ROOT
 
     grid = checked(GRID)
@@ -390,7 +392,7 @@ def pipeline_run(tmp_path_factory):
 def test_the_pipeline_makes_every_analysis_file(pipeline_run):
     work, output = pipeline_run
     out = work / "results" / "analysis" / "tiny" / "ARC_Challenge"
-    from steering import analysis_jobs
+    from steering.pipeline import analysis_jobs
 
     for name in (*analysis_jobs.TABLES, "summary.json", *analysis_jobs.PLOTS):
         assert (out / name).stat().st_size > 0, name

@@ -5,7 +5,7 @@ import torch
 
 from steering import SteeredModel, SteeringConfig
 from steering.architectures import ARCHITECTURES, decoder_layers, site_module
-from steering.tiny import TINY_MODELS, tiny_model
+from steering.loading.tiny import TINY_MODELS, tiny_model
 from tests.conftest import randomize
 
 REQUIRED = {

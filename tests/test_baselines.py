@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from steering.architectures import get_architecture
+from steering.loading.tiny import save_tiny_model, tiny_model
 from steering.methods import METHODS, get_method
 from steering.tasks import get_task
 from steering.tasks.files import write_prepared
-from steering.tiny import save_tiny_model, tiny_model
 
 ROOT = Path(__file__).resolve().parent.parent
 

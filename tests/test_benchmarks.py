@@ -127,7 +127,7 @@ def test_gpu_acceptance_names_only_scripts_and_tests_that_exist():
 
 
 def test_batch_order(tmp_path):
-    from steering.tiny import save_tiny_model
+    from steering.loading.tiny import save_tiny_model
 
     save_tiny_model(tmp_path / "m", "llama", hidden_size=32, num_layers=2)
     data = str(ROOT / "tests" / "data" / "real" / "ARC_Challenge")
@@ -154,7 +154,7 @@ def test_batch_order(tmp_path):
 
 
 def test_fixed_cost(tmp_path):
-    from steering.tiny import save_tiny_model
+    from steering.loading.tiny import save_tiny_model
 
     save_tiny_model(tmp_path / "m", "llama", hidden_size=32, num_layers=2)
     data = str(ROOT / "tests" / "data" / "real" / "ARC_Challenge")
@@ -170,9 +170,9 @@ def test_fixed_cost(tmp_path):
 def stand_in_for_smollm2(tmp_path: Path) -> list[str]:
     """``--model`` and ``--arc-dir`` for the real-model benchmarks: a saved tiny model stands in
     for SmolLM2, with ARC rows (synthetic, in the prepared format)."""
+    from steering.loading.tiny import save_tiny_model
     from steering.tasks import get_task
     from steering.tasks.files import write_prepared
-    from steering.tiny import save_tiny_model
 
     save_tiny_model(tmp_path / "m", "llama", hidden_size=32, num_layers=2)
     task = get_task("ARC_Challenge")

@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 from steering import SteeredModel, SteeringConfig, __version__
 from steering.architectures import decoder_layers
 from steering.checkpoint import CONFIG_NAME, WEIGHTS_NAME
-from steering.tiny import tiny_model
+from steering.loading.tiny import tiny_model
 from tests.conftest import official_state, randomize
 
 

@@ -14,8 +14,8 @@ from steering.data import (
     ensure_pad_token,
     tokenize_split,
 )
+from steering.loading.tiny import CHAT_TEMPLATE, build_tokenizer
 from steering.tasks import get_task
-from steering.tiny import CHAT_TEMPLATE, build_tokenizer
 
 PROMPT, COMPLETION = "Is the sky blue?\n", "Answer: True."
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from steering.inference import InferenceSettings, run_inference
+from steering.evaluation.inference import InferenceSettings, run_inference
+from steering.loading.tiny import save_tiny_model
 from steering.tasks import get_task
 from steering.tasks.files import write_prepared
-from steering.tiny import save_tiny_model
 from tests.conftest import cpu_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,7 +141,7 @@ def test_device_map_auto_evaluation_matches_the_single_device_load(ws):
 
 
 def test_device_and_device_map_together_are_refused(ws):
-    from steering.loader import load_base_model
+    from steering.loading.loader import load_base_model
 
     with pytest.raises(ValueError, match="not both"):
         load_base_model(str(ws / "m"), device="cpu", device_map="auto")
@@ -185,7 +185,7 @@ def test_after_fsdp_the_main_process_evaluates_the_saved_checkpoint_whole(ws):
     from types import SimpleNamespace
 
     from steering.methods import get_method
-    from steering.training import TrainSettings, _unsharded, train
+    from steering.training.run import TrainSettings, _unsharded, train
 
     s = TrainSettings(
         model_name=str(ws / "m"),

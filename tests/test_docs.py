@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from steering import config_schema
+from steering.pipeline import config_schema
 from tests.workflow import ROOT, run_script
 
 SCRIPTS = sorted(p.name for p in (ROOT / "scripts").glob("*.py"))

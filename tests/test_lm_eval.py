@@ -265,7 +265,7 @@ def test_batch_size_is_the_constructors(models):
 
 def test_the_checkpoint_names_its_base_model(tmp_path, models):
     from steering.methods import get_method
-    from steering.training import TrainSettings
+    from steering.training.run import TrainSettings
 
     base = checkpoints.load(None, str(BASE), device="cpu").base
     model = get_method("reft").load_on(base, CKPTS / "reft")

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from steering import grid_config, pipeline
-from steering.lm_eval import jobs, tasks
+from steering.lm_eval import tasks
+from steering.pipeline import grid_config, jobs, lm_eval_jobs
 from tests.workflow import ROOT, copy_workflow, job_counts, snakemake
 
 ARC_ROWS = ROOT / "tests" / "data" / "real" / "ARC_Challenge" / "test.jsonl"
@@ -39,7 +39,7 @@ CONFIG = {
 def grid_of(config: dict, workdir: Path = ROOT) -> dict:
     config, written = json.loads(json.dumps(config)), json.loads(json.dumps(config))
     grid_config.check(config, written, schema=ROOT / "config" / "schema.yaml", workdir=workdir)
-    return pipeline.grid(config)
+    return jobs.grid(config)
 
 
 def script_args(args: str) -> object:
@@ -59,26 +59,26 @@ def test_jobs_one_per_model_base_and_per_run_seed_a_sweep_costs_one_point():
     config = yaml.safe_load((ROOT / "config" / "tiny.yaml").read_text())
     config["lm_eval"] = {"tasks": ["arc_easy"]}
     grid = grid_of(config)
-    found = jobs.jobs(grid)
+    found = lm_eval_jobs.jobs(grid)
     # six datasets x (silu's selected point, linear, vector, lora) x two seeds, one base job
     assert len(found) == 1 + 6 * 4 * 2
     assert sorted({j.name for j in found if j.name}) == ["linear", "lora", "silu", "vector"]
     config["lm_eval"].update(points="all", variants=["silu", "lora"])
-    assert {j.name for j in jobs.jobs(grid_of(config)) if j.name} == {
+    assert {j.name for j in lm_eval_jobs.jobs(grid_of(config)) if j.name} == {
         "silu@lr=0.005",
         "silu@lr=0.02",
         "lora",
     }
     config["lm_eval"].update(points="selected", variants=["silu@lr=0.02"])
-    assert {j.name for j in jobs.jobs(grid_of(config)) if j.name} == {"silu@lr=0.02"}
+    assert {j.name for j in lm_eval_jobs.jobs(grid_of(config)) if j.name} == {"silu@lr=0.02"}
     del config["lm_eval"]
-    assert jobs.jobs(grid_of(config)) == []
+    assert lm_eval_jobs.jobs(grid_of(config)) == []
 
 
 def test_job_arguments_parse_with_the_script(tmp_path):
     (tmp_path / "lm_tasks").mkdir()
     grid = grid_of(CONFIG, tmp_path)
-    selected = script_args(jobs.run_args(grid, "tiny", "BoolQ", "silu", 0))
+    selected = script_args(lm_eval_jobs.run_args(grid, "tiny", "BoolQ", "silu", 0))
     assert selected.checkpoint is None and selected.seed == 0
     assert selected.select == [
         f"results/runs/tiny/BoolQ/silu@lr={lr}/seed0/validation.metrics.json"
@@ -87,9 +87,9 @@ def test_job_arguments_parse_with_the_script(tmp_path):
     assert selected.tasks == ["arc_challenge_local"] and selected.include_path == "lm_tasks"
     assert (selected.limit, selected.batch_size) == (3, 4)
     assert selected.output == "results/lm_eval/tiny/BoolQ/silu/seed0.json"
-    inputs = jobs.inputs(grid, "tiny", "BoolQ", "silu", 0)
+    inputs = lm_eval_jobs.inputs(grid, "tiny", "BoolQ", "silu", 0)
     assert "results/runs/tiny/BoolQ/silu@lr=0.02/seed0/checkpoint" in inputs
-    base = script_args(jobs.base_args(grid, "tiny"))
+    base = script_args(lm_eval_jobs.base_args(grid, "tiny"))
     assert base.checkpoint is None and base.select is None
     assert base.model_name == "results/models/tiny" and base.output.endswith("tiny/base.json")
 

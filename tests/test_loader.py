@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from steering.architectures import uses_chat_template
-from steering.loader import (
+from steering.loading.loader import (
     ModelNotFound,
     device_name,
     load_base_model,
@@ -12,7 +12,7 @@ from steering.loader import (
     model_short_name,
     pick_device,
 )
-from steering.tiny import save_tiny_model
+from steering.loading.tiny import save_tiny_model
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma", "gpt2"])

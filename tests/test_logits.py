@@ -1,22 +1,22 @@
-"""Logits only where a label is (steering/logits.py): for every method, on tiny models of three
-architectures (Llama, Qwen2, Gemma-2 with tied embeddings and soft-capped logits), with padding
-and a row whose completion was truncated away, the restricted step's loss and gradients equal
-the full-logits step's up to summation order. Tolerance (float32): loss relative 1e-6; every
-gradient tensor within 1e-5 of its own largest entry (measured: <= 1e-6). The Trainer feeds
-the head the supervised positions alone, training ends where ``--logits all`` ends, and the
-setting is recorded and fingerprinted (a resumed run equals an uninterrupted one under the
-default, ``supervised``: tests/test_resume.py, every method)."""
+"""Logits only where a label is (steering/training/logits.py): for every method, on tiny models of
+three architectures (Llama, Qwen2, Gemma-2 with tied embeddings and soft-capped logits), with
+padding and a row whose completion was truncated away, the restricted step's loss and gradients
+equal the full-logits step's up to summation order. Tolerance (float32): loss relative 1e-6; every
+gradient tensor within 1e-5 of its own largest entry (measured: <= 1e-6). The Trainer feeds the head
+the supervised positions alone, training ends where ``--logits all`` ends, and the setting is
+recorded and fingerprinted (a resumed run equals an uninterrupted one under the default,
+``supervised``: tests/test_resume.py, every method)."""
 
 import json
 
 import pytest
 import torch
 
-from steering import resume
 from steering.config import SteeringConfig
-from steering.logits import SupervisedHead, loss_of, supervised_positions
+from steering.loading.tiny import tiny_model
 from steering.methods import METHODS
-from steering.tiny import tiny_model
+from steering.training import resume
+from steering.training.logits import SupervisedHead, loss_of, supervised_positions
 
 ARCHITECTURES = {"llama": False, "qwen2": False, "gemma2": True}  # -> tied embeddings
 CASES = {
@@ -114,9 +114,9 @@ def test_outside_a_training_step_the_head_sees_every_position():
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
+    from steering.loading.tiny import save_tiny_model
     from steering.tasks import get_task
     from steering.tasks.files import write_prepared
-    from steering.tiny import save_tiny_model
 
     d = tmp_path_factory.mktemp("logits")
     save_tiny_model(d / "m", "llama", hidden_size=32, num_layers=2)
@@ -126,7 +126,7 @@ def ws(tmp_path_factory):
 
 
 def _settings(ws, out: str, **kw):
-    from steering.training import TrainSettings
+    from steering.training.run import TrainSettings
 
     base = dict(
         model_name=str(ws / "m"),
@@ -145,9 +145,9 @@ def _settings(ws, out: str, **kw):
 
 def test_the_trainer_feeds_the_head_the_supervised_positions_alone(ws):
     from steering.data import Collator, tokenize_split
-    from steering.loader import load_base_model, load_tokenizer
+    from steering.loading.loader import load_base_model, load_tokenizer
     from steering.tasks import get_task
-    from steering.trainer import SteeringTrainer, training_arguments
+    from steering.training.trainer import SteeringTrainer, training_arguments
 
     s = _settings(ws, "direct")
     task = get_task("BoolQ")
@@ -177,7 +177,7 @@ def test_the_trainer_feeds_the_head_the_supervised_positions_alone(ws):
 
 
 def test_training_with_and_without_ends_alike_and_records_the_setting(ws):
-    from steering.training import TrainSettings, train
+    from steering.training.run import TrainSettings, train
 
     a = train(_settings(ws, "supervised"))
     b = train(_settings(ws, "all", logits="all"))
@@ -204,7 +204,7 @@ def test_the_config_key_reaches_both_training_scripts_only_when_asked(monkeypatc
     import shlex
     import sys
 
-    from steering import config_schema, pipeline
+    from steering.pipeline import config_schema, jobs
     from tests.workflow import ROOT
 
     config = {
@@ -217,11 +217,11 @@ def test_the_config_key_reaches_both_training_scripts_only_when_asked(monkeypatc
     assert config_schema.errors(config, schema) == []
     config_schema.fill_defaults(config, schema)
     assert config["training"]["logits"] == "supervised"
-    assert "--logits" not in pipeline.train_args(config, "m", "BoolQ", "silu", 0)  # params kept
+    assert "--logits" not in jobs.train_args(config, "m", "BoolQ", "silu", 0)  # params kept
     for dataset, variant in (("GSM8K", "silu"), ("BoolQ", "joint")):
-        args = shlex.split(pipeline.train_args(config, "m", dataset, variant, 0))
+        args = shlex.split(jobs.train_args(config, "m", dataset, variant, 0))
         assert args[args.index("--logits") + 1] == "all"
-        script = ROOT / pipeline.train_script(config, variant)
+        script = ROOT / jobs.train_script(config, variant)
         spec = importlib.util.spec_from_file_location(f"script_{variant}", script)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

@@ -1,4 +1,5 @@
-"""The memory plan (steering/memory.py) and the budget (steering/budget.py, scripts/plan.py):
+"""The memory plan (steering/training/memory.py) and the budget (steering/pipeline/budget.py,
+scripts/plan.py):
 parameter and trainable counts from a config alone against the built models, the refusal of
 a job that cannot fit with the numbers and the fix, host memory for the rules, the plan."""
 
@@ -8,10 +9,11 @@ import sys
 
 import pytest
 
-from steering import memory, pipeline
 from steering.config import SteeringConfig
+from steering.loading.tiny import tiny_model
 from steering.methods import METHODS
-from steering.tiny import tiny_model
+from steering.pipeline import jobs
+from steering.training import memory
 from tests.conftest import cpu_env
 from tests.workflow import ROOT
 
@@ -100,10 +102,10 @@ def test_full_fine_tuning_of_an_8b_model_is_refused_with_the_numbers_and_the_fix
 
 
 def test_training_records_its_estimate(tmp_path):
+    from steering.loading.tiny import save_tiny_model
     from steering.tasks import get_task
     from steering.tasks.files import write_prepared
-    from steering.tiny import save_tiny_model
-    from steering.training import TrainSettings, train
+    from steering.training.run import TrainSettings, train
 
     save_tiny_model(tmp_path / "m", "llama", hidden_size=32, num_layers=2)
     task = get_task("BoolQ")
@@ -137,13 +139,11 @@ def test_the_rules_host_memory_follows_the_plan(tmp_path):
     }
     weights = memory.shape_of(LLAMA_8B).parameters() * 2
     expected = 4 * (weights + memory.HOST_RUNTIME)
-    assert pipeline.train_mem_mb(config, "big", "silu") == -(-expected // 10**9) * 1000
-    assert pipeline.eval_mem_mb(config, "big") < pipeline.train_mem_mb(config, "big", "silu")
-    assert pipeline.train_mem_mb(config, "hub", "silu") == pipeline.DEFAULT_MEM_MB  # unknown
+    assert jobs.train_mem_mb(config, "big", "silu") == -(-expected // 10**9) * 1000
+    assert jobs.eval_mem_mb(config, "big") < jobs.train_mem_mb(config, "big", "silu")
+    assert jobs.train_mem_mb(config, "hub", "silu") == jobs.DEFAULT_MEM_MB  # unknown
     config["models"]["big"]["variants"] = {"full": {"gpus_per_train": 2}}  # its own GPUs
-    assert (
-        pipeline.train_mem_mb(config, "big", "full@lr=1e-05") == -(-expected // 2 // 10**9) * 1000
-    )
+    assert jobs.train_mem_mb(config, "big", "full@lr=1e-05") == -(-expected // 2 // 10**9) * 1000
 
 
 def test_plan_prints_every_model_and_variant_with_its_cost(tmp_path):
@@ -191,7 +191,7 @@ PUBLISHED = {
 
 
 def test_the_shipped_shapes_of_the_paper_models_give_their_published_sizes(tmp_path, monkeypatch):
-    from steering.public_configs import PUBLIC_CONFIGS
+    from steering.loading.public_configs import PUBLIC_CONFIGS
 
     assert set(PUBLIC_CONFIGS) == set(PUBLISHED)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))  # nothing downloaded
@@ -259,12 +259,12 @@ def test_the_plan_and_each_job_agree_on_every_paper_job_and_gpu_kind(monkeypatch
     import copy
     import shlex
 
-    from steering import budget, grid_config
+    from steering.pipeline import budget, grid_config
     from steering.tasks import get_task
 
     config = grid_config.read_yaml(ROOT / "config/paper.yaml")
     grid_config.check(config, copy.deepcopy(config), schema=ROOT / "config/schema.yaml")
-    grid = pipeline.grid(config)
+    grid = jobs.grid(config)
     scripts = {"train.py": _script("train.py"), "train_joint.py": _script("train_joint.py")}
     checked = 0
     for model in config["models"]:
@@ -272,8 +272,8 @@ def test_the_plan_and_each_job_agree_on_every_paper_job_and_gpu_kind(monkeypatch
         for dataset in config["datasets"]:
             task = get_task(dataset)
             for job in budget.train_jobs(grid, model, shape, list(grid["variants"]), dataset):
-                argv = shlex.split(pipeline.train_args(grid, model, dataset, job.variant, 0))
-                script = scripts[pipeline.train_script(grid, job.variant).split("/")[-1]]
+                argv = shlex.split(jobs.train_args(grid, model, dataset, job.variant, 0))
+                script = scripts[jobs.train_script(grid, job.variant).split("/")[-1]]
                 settings = script.settings_from(argv)
                 assert settings.bs * settings.grad_accum * job.gpus == 16, job  # the protocol's
                 monkeypatch.setenv("WORLD_SIZE", str(job.gpus))

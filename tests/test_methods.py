@@ -96,7 +96,7 @@ def test_a_method_with_a_taken_name_or_a_clashing_setting_is_refused():
 
 
 def test_a_registered_method_is_known_to_the_config_and_the_scripts(layer_scale):
-    from steering import config_schema, grid_config, pipeline
+    from steering.pipeline import config_schema, grid_config, jobs
     from tests.workflow import ROOT
 
     schema = config_schema.load(ROOT / "config/schema.yaml")
@@ -111,7 +111,7 @@ def test_a_registered_method_is_known_to_the_config_and_the_scripts(layer_scale)
     assert config_schema.errors(config, schema) == []
     config_schema.fill_defaults(config, schema)
     assert grid_config.problems(config, schema=schema) == []
-    args = pipeline.train_args(config, "m", "BoolQ", "s", 0).split()
+    args = jobs.train_args(config, "m", "BoolQ", "s", 0).split()
     assert args[-4:] == ["--method", "layer_scale", "--scale-init", "0.5"]
     bad = {**config, "variants": {"s": {"method": "lora", "scale_init": 0.5}}}
     found = grid_config.problems(bad, schema=schema)
@@ -125,7 +125,7 @@ def test_a_registered_method_is_known_to_the_config_and_the_scripts(layer_scale)
     "name", ["steering", "vector", "submodules", "lora", "full", "reft", "joint"]
 )
 def test_checkpoints_from_before_the_registry_load_to_the_same_outputs(name):
-    from steering.inference import InferenceSettings
+    from steering.evaluation.inference import InferenceSettings
 
     expected = json.loads((FIXTURES / "expected.json").read_text())
     settings = InferenceSettings(
@@ -145,9 +145,9 @@ def test_checkpoints_from_before_the_registry_load_to_the_same_outputs(name):
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
+    from steering.loading.tiny import save_tiny_model
     from steering.tasks import get_task
     from steering.tasks.files import write_prepared
-    from steering.tiny import save_tiny_model
 
     ws = tmp_path_factory.mktemp("plugin")
     save_tiny_model(ws / "tiny", "llama", hidden_size=32, num_layers=2)
@@ -196,7 +196,7 @@ def test_a_plugin_method_trains_saves_and_evaluates_through_the_scripts(ws):
         metrics["n"] == 3 and metrics["provenance"]["config"]["method"]["method"] == "layer_scale"
     )
     # the evaluated model is the trained one: rebuilt and loaded in this process, the same scales
-    from steering.inference import InferenceSettings
+    from steering.evaluation.inference import InferenceSettings
 
     method = register(LayerScale)
     try:

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from steering import SteeredModel, SteeringConfig
 from steering.architectures import decoder_layers, site_module
-from steering.tiny import TINY_MODELS, tiny_model
+from steering.loading.tiny import TINY_MODELS, tiny_model
 from tests.conftest import randomize
 
 SITE_SETS = [("block",), ("attn", "mlp"), ("official_attn", "mlp")]

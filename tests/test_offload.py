@@ -21,11 +21,11 @@ from transformers import AutoModelForCausalLM
 
 from steering.architectures import decoder_layers
 from steering.config import SteeringConfig
-from steering.generation import greedy_generate
-from steering.loader import load_base_model
+from steering.evaluation.generation import greedy_generate
+from steering.loading.loader import load_base_model
+from steering.loading.tiny import save_tiny_model
 from steering.methods.reft.model import ReftModel
 from steering.model import SteeredModel, layer_dtype_device
-from steering.tiny import save_tiny_model
 from tests.conftest import randomize
 
 _REST = {"model.embed_tokens": "cpu", "model.rotary_emb": "cpu", "model.norm": "cpu"}

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from steering.sweep import join_run_name
+from steering.pipeline.sweep import join_run_name
 from tests.workflow import copy_workflow, job_counts, run_config, snakemake
 from tests.workflow import env as workflow_env
 
@@ -309,7 +309,7 @@ def test_a_ddp_training_job_killed_mid_run_is_retried_and_resumes(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    from steering import resume
+    from steering.training import resume
 
     deadline = time.monotonic() + 300
     while not (run / "resume").is_dir() or resume.last_checkpoint(run / "resume") is None:

@@ -1,4 +1,4 @@
-"""steering.pipeline: the run grid and the exact job arguments built from a config."""
+"""steering.pipeline.jobs: the run grid and the exact job arguments built from a config."""
 
 import json
 import shlex
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from steering import grid_config, pipeline, placement
-from steering.grid_config import GridConfigError
+from steering.pipeline import grid_config, jobs, placement
+from steering.pipeline.grid_config import GridConfigError
 from steering.tasks import TASKS
 
 CONFIG = {
@@ -36,15 +36,15 @@ CONFIG = {
 
 
 def test_runs_cover_the_grid_and_base_runs_once():
-    runs = pipeline.runs(CONFIG)
+    runs = jobs.runs(CONFIG)
     assert len(runs) == 2 * 3 * (4 * 2 + 1)
     assert {r.seed for r in runs if r.variant == "base"} == {0}
     assert runs[0].dir == "results/runs/m/BoolQ/base/seed0"
-    assert len(pipeline.metrics_files(CONFIG)) == 2 * len(runs)
+    assert len(jobs.metrics_files(CONFIG)) == 2 * len(runs)
 
 
 def test_train_arguments_follow_variant_dataset_and_training_settings():
-    args = shlex.split(pipeline.train_args(CONFIG, "m", "BoolQ", "vec", 1))
+    args = shlex.split(jobs.train_args(CONFIG, "m", "BoolQ", "vec", 1))
     assert args[:8] == [
         "--model-name",
         "results/models/m",
@@ -61,24 +61,24 @@ def test_train_arguments_follow_variant_dataset_and_training_settings():
     assert flags["--train-log"] == "results/runs/m/BoolQ/vec/seed1/train_log.jsonl"
     assert "--no-adapter" in args and "--adapter-rank" not in args
     assert "--max-eval-samples" not in args  # evaluation settings never retrain a run
-    silu = shlex.split(pipeline.train_args(CONFIG, "hub", "GSM8K", "silu", 0))
+    silu = shlex.split(jobs.train_args(CONFIG, "hub", "GSM8K", "silu", 0))
     assert silu[silu.index("--model-name") + 1] == "org/Model-1B"
     assert silu[silu.index("--dtype") + 1] == "bfloat16"
     assert silu[silu.index("--lr") + 1] == "0.0009"
     assert silu[silu.index("--nonlinearity") + 1] == "silu" and "--adapter-rank" in silu
-    lin = shlex.split(pipeline.train_args(CONFIG, "m", "ListOps", "lin", 0))
+    lin = shlex.split(jobs.train_args(CONFIG, "m", "ListOps", "lin", 0))
     assert "--linear" in lin and lin[lin.index("--adapter-rank") + 1] == "1"
-    sub = shlex.split(pipeline.train_args(CONFIG, "m", "ListOps", "sub", 0))
+    sub = shlex.split(jobs.train_args(CONFIG, "m", "ListOps", "sub", 0))
     assert "--submodules" in sub and "--official-sites" in sub
     config = json.loads(json.dumps(CONFIG))
     config["variants"]["last"] = {"positions": "last"}
-    assert "--intervene-last" in shlex.split(pipeline.train_args(config, "m", "BoolQ", "last", 0))
+    assert "--intervene-last" in shlex.split(jobs.train_args(config, "m", "BoolQ", "last", 0))
     config["variants"]["lora"] = {"method": "lora", "rank": 4, "lr": 3e-4}
     config["variants"]["full"] = {"method": "full"}
-    lora = shlex.split(pipeline.train_args(config, "m", "BoolQ", "lora", 0))
+    lora = shlex.split(jobs.train_args(config, "m", "BoolQ", "lora", 0))
     assert lora[lora.index("--method") + 1] == "lora" and lora[lora.index("--lora-rank") + 1] == "4"
     assert lora[lora.index("--lr") + 1] == "0.0003" and "--nonlinearity" not in lora
-    full = shlex.split(pipeline.train_args(config, "m", "BoolQ", "full", 0))
+    full = shlex.split(jobs.train_args(config, "m", "BoolQ", "full", 0))
     assert full[full.index("--method") + 1] == "full" and "--adapter-rank" not in full
     config["variants"]["joint"] = {
         "method": "joint",
@@ -88,13 +88,13 @@ def test_train_arguments_follow_variant_dataset_and_training_settings():
         "orthogonal_freq": 100,
         "sites": "submodules",
     }
-    assert pipeline.train_script(config, "joint") == "scripts/train_joint.py"
+    assert jobs.train_script(config, "joint") == "scripts/train_joint.py"
     config["variants"]["reft"] = {"method": "reft", "rank": 4, "reft_first_n": 2}
-    reft = shlex.split(pipeline.train_args(config, "m", "BoolQ", "reft", 0))
+    reft = shlex.split(jobs.train_args(config, "m", "BoolQ", "reft", 0))
     assert reft[reft.index("--method") + 1] == "reft" and reft[reft.index("--reft-rank") + 1] == "4"
     assert reft[reft.index("--reft-first-n") + 1] == "2"
-    assert pipeline.train_script(config, "lora") == "scripts/train.py"
-    j = shlex.split(pipeline.train_args(config, "m", "BoolQ", "joint", 0))
+    assert jobs.train_script(config, "lora") == "scripts/train.py"
+    j = shlex.split(jobs.train_args(config, "m", "BoolQ", "joint", 0))
     assert (
         "--no-eval" in j
         and j[j.index("--lora-rank") + 1] == "4"
@@ -127,58 +127,55 @@ def test_train_arguments_parse_with_the_real_scripts(monkeypatch):
     for variant in config["variants"]:
         if variant == "base":
             continue
-        script = pipeline.train_script(config, variant)
+        script = jobs.train_script(config, variant)
         spec = importlib.util.spec_from_file_location(f"s_{variant}", root / script)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        argv = [script, *shlex.split(pipeline.train_args(config, "hub", "BoolQ", variant, 0))]
+        argv = [script, *shlex.split(jobs.train_args(config, "hub", "BoolQ", variant, 0))]
         monkeypatch.setattr(sys, "argv", argv)
         module.parse_args()
 
 
 def test_eval_arguments():
-    args = shlex.split(pipeline.eval_args(CONFIG, "m", "BoolQ", "silu", 1))
+    args = shlex.split(jobs.eval_args(CONFIG, "m", "BoolQ", "silu", 1))
     assert args[args.index("--ckpt-path") + 1] == "results/runs/m/BoolQ/silu/seed1/checkpoint"
     assert args[args.index("--split") + 1 : args.index("--split") + 3] == ["validation", "test"]
     assert args[args.index("--output-dir") + 1] == "results/runs/m/BoolQ/silu/seed1"
     assert args[args.index("--max-eval-samples") + 1] == "10"
-    base = shlex.split(pipeline.eval_args(CONFIG, "m", "BoolQ", "base", 0))
+    base = shlex.split(jobs.eval_args(CONFIG, "m", "BoolQ", "base", 0))
     assert "--ckpt-path" not in base
 
 
 def test_data_and_model_arguments():
-    assert pipeline.data_args(CONFIG, "BoolQ") == (
+    assert jobs.data_args(CONFIG, "BoolQ") == (
         "--dataset-name BoolQ --out results/data/BoolQ --synthetic --seed 0 --scale 0.1"
     )
-    assert pipeline.data_args(CONFIG, "GSM8K").endswith("--data-dir my/gsm8k")
+    assert jobs.data_args(CONFIG, "GSM8K").endswith("--data-dir my/gsm8k")
+    assert jobs.data_args(CONFIG, "ListOps") == "--dataset-name ListOps --out results/data/ListOps"
     assert (
-        pipeline.data_args(CONFIG, "ListOps") == "--dataset-name ListOps --out results/data/ListOps"
+        jobs.tiny_model_args(CONFIG, "m") == "--arch llama --out results/models/m --hidden-size 32"
     )
-    assert (
-        pipeline.tiny_model_args(CONFIG, "m")
-        == "--arch llama --out results/models/m --hidden-size 32"
-    )
-    assert pipeline.model_inputs(CONFIG, "m") == ["results/models/m/config.json"]
-    assert pipeline.model_inputs(CONFIG, "hub") == []
+    assert jobs.model_inputs(CONFIG, "m") == ["results/models/m/config.json"]
+    assert jobs.model_inputs(CONFIG, "hub") == []
 
 
 def test_arguments_are_quoted():
     config = json.loads(json.dumps(CONFIG))
     config["models"]["odd"] = {"name": "dir with space/it's"}
-    args = pipeline.train_args(config, "odd", "BoolQ", "silu", 0)
+    args = jobs.train_args(config, "odd", "BoolQ", "silu", 0)
     assert shlex.split(args)[1] == "dir with space/it's"
 
 
 def test_wildcard_pattern_matches_exactly_the_keys():
     import re
 
-    pattern = re.compile(f"^(?:{pipeline.wildcard_pattern(['a.b', 'c-d'])})$")
+    pattern = re.compile(f"^(?:{jobs.wildcard_pattern(['a.b', 'c-d'])})$")
     assert pattern.match("a.b") and pattern.match("c-d") and not pattern.match("axb")
 
 
 def test_references_json():
     refs = json.loads(
-        pipeline.references(
+        jobs.references(
             {
                 "models": {"a": {"paper": "Llama-3.2-1B"}, "b": {}},
                 "variants": {"s": {"paper": "ReFT"}, "t": {}},
@@ -196,7 +193,8 @@ def test_schema_lists_exactly_the_registered_tasks():
 def test_pipeline_module_imports_no_torch():
     import subprocess
 
-    code = "import sys, steering.pipeline, steering.results; print('torch' in sys.modules)"
+    modules = "steering.pipeline.jobs, steering.pipeline.results"
+    code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -204,7 +202,7 @@ def test_pipeline_module_imports_no_torch():
 def test_gpus_per_job_set_the_launcher_the_request_and_the_device_map():
     assert placement.train_launcher(CONFIG, "m", "silu") == "python"
     assert (placement.train_gpus(CONFIG, "m", "silu"), placement.eval_gpus(CONFIG, "m")) == (1, 1)
-    assert "--device-map" not in pipeline.eval_args(CONFIG, "m", "BoolQ", "silu", 0)
+    assert "--device-map" not in jobs.eval_args(CONFIG, "m", "BoolQ", "silu", 0)
     config = json.loads(json.dumps(CONFIG))
     config["training"].update(gpus_per_train=2, gpus_per_eval=1)
     config["models"]["hub"].update(gpus_per_train=4, gpus_per_eval=2)  # the model's own wins
@@ -215,21 +213,21 @@ def test_gpus_per_job_set_the_launcher_the_request_and_the_device_map():
         *("python", "-m", "torch.distributed.run", "--standalone"),
         *("--nproc-per-node", "4"),
     ]
-    hub_eval = shlex.split(pipeline.eval_args(config, "hub", "BoolQ", "silu", 0))
+    hub_eval = shlex.split(jobs.eval_args(config, "hub", "BoolQ", "silu", 0))
     assert hub_eval[hub_eval.index("--device-map") + 1] == "auto"
-    assert "--device-map" not in pipeline.eval_args(config, "m", "BoolQ", "silu", 0)
+    assert "--device-map" not in jobs.eval_args(config, "m", "BoolQ", "silu", 0)
     config["models"]["m"]["device_map"] = "sequential"  # asked for explicitly, on one GPU
-    m_eval = shlex.split(pipeline.eval_args(config, "m", "BoolQ", "silu", 0))
+    m_eval = shlex.split(jobs.eval_args(config, "m", "BoolQ", "silu", 0))
     assert m_eval[m_eval.index("--device-map") + 1] == "sequential"
 
 
 def test_training_resumes_from_the_run_directory_not_an_output():
-    args = shlex.split(pipeline.train_args(CONFIG, "m", "BoolQ", "silu", 1))
+    args = shlex.split(jobs.train_args(CONFIG, "m", "BoolQ", "silu", 1))
     assert args[args.index("--resume-dir") + 1] == "results/runs/m/BoolQ/silu/seed1/resume"
     assert args[args.index("--save-steps") + 1] == "100"  # the schema's default
     config = json.loads(json.dumps(CONFIG))
     config["training"]["save_steps"] = 0
-    args = shlex.split(pipeline.train_args(config, "m", "BoolQ", "silu", 1))
+    args = shlex.split(jobs.train_args(config, "m", "BoolQ", "silu", 1))
     assert args[args.index("--save-steps") + 1] == "0"
 
 
@@ -238,7 +236,7 @@ def test_rule_inputs_and_resources_are_constants_where_the_config_allows():
     constant is seconds faster, so a value the same for every model is a constant."""
     from types import SimpleNamespace as W
 
-    config = pipeline.grid(json.loads(json.dumps(CONFIG)))
+    config = jobs.grid(json.loads(json.dumps(CONFIG)))
     assert placement.per_train_job(config, placement.train_gpus) == 1
     assert placement.per_job(config, placement.eval_gpus) == 1
     config["models"]["hub"]["gpus_per_train"] = 2
@@ -247,41 +245,41 @@ def test_rule_inputs_and_resources_are_constants_where_the_config_allows():
     config["models"]["m"]["variants"] = {"silu": {"gpus_per_train": 4}}  # one variant's own
     gpus = placement.per_train_job(config, placement.train_gpus)
     assert (gpus(W(model="m", variant="silu")), gpus(W(model="m", variant="base"))) == (4, 1)
-    mixed = pipeline.model_input(config)  # one tiny model, one hub model
+    mixed = jobs.model_input(config)  # one tiny model, one hub model
     assert mixed(W(model="m")) == ["results/models/m/config.json"] and mixed(W(model="hub")) == []
     tiny = {**config, "models": {"m": config["models"]["m"]}}
-    assert pipeline.model_input(tiny) == ["results/models/{model}/config.json"]
-    assert pipeline.model_input({**config, "models": {"h": {"name": "x"}}}) == []
-    checkpoint = pipeline.evaluate_checkpoint(config)  # a base variant: no checkpoint for it
+    assert jobs.model_input(tiny) == ["results/models/{model}/config.json"]
+    assert jobs.model_input({**config, "models": {"h": {"name": "x"}}}) == []
+    checkpoint = jobs.evaluate_checkpoint(config)  # a base variant: no checkpoint for it
     assert checkpoint(W(model="m", dataset="BoolQ", variant="base", seed="0")) == []
     assert checkpoint(W(model="m", dataset="BoolQ", variant="silu", seed="1")) == [
         "results/runs/m/BoolQ/silu/seed1/checkpoint"
     ]
     trained = {**config, "variants": {"silu": {}}}
-    assert pipeline.evaluate_checkpoint(trained) == [
+    assert jobs.evaluate_checkpoint(trained) == [
         "results/runs/{model}/{dataset}/{variant}/seed{seed}/checkpoint"
     ]
 
 
 def test_single_bos_reaches_both_scripts_only_when_asked():
-    assert "--single-bos" not in pipeline.train_args(CONFIG, "hub", "BoolQ", "silu", 0)
+    assert "--single-bos" not in jobs.train_args(CONFIG, "hub", "BoolQ", "silu", 0)
     config = json.loads(json.dumps(CONFIG))
     config["models"]["hub"]["single_bos"] = True
     for args in (
-        pipeline.train_args(config, "hub", "BoolQ", "silu", 0),
-        pipeline.eval_args(config, "hub", "BoolQ", "silu", 0),
+        jobs.train_args(config, "hub", "BoolQ", "silu", 0),
+        jobs.eval_args(config, "hub", "BoolQ", "silu", 0),
     ):
         assert "--single-bos" in shlex.split(args)
-    assert "--single-bos" not in pipeline.eval_args(config, "m", "BoolQ", "silu", 0)
+    assert "--single-bos" not in jobs.eval_args(config, "m", "BoolQ", "silu", 0)
     config["training"]["single_bos"] = True  # for every model, unless one says otherwise
     config["models"]["hub"]["single_bos"] = False
-    assert "--single-bos" in pipeline.train_args(config, "m", "BoolQ", "silu", 0)
-    assert "--single-bos" not in pipeline.train_args(config, "hub", "BoolQ", "silu", 0)
+    assert "--single-bos" in jobs.train_args(config, "m", "BoolQ", "silu", 0)
+    assert "--single-bos" not in jobs.train_args(config, "hub", "BoolQ", "silu", 0)
 
 
 def filled(config: dict) -> dict:
     """``config`` validated and with its defaults filled in, as the Snakefile does."""
-    from steering import config_schema
+    from steering.pipeline import config_schema
 
     schema = config_schema.load(Path(__file__).parent.parent / "config/schema.yaml")
     config = json.loads(json.dumps(config))
@@ -295,22 +293,20 @@ def test_every_job_keeps_its_arguments():
     recorded in tests/data/pipeline_jobs.json. Snakemake reruns a job whose params change,
     so a refactoring that changed one would retrain finished runs."""
     recorded = json.loads((Path(__file__).parent / "data/pipeline_jobs.json").read_text())
-    config = pipeline.grid(filled(recorded["config"]))
-    jobs = {}
-    for r in pipeline.runs(config):
-        job = {"eval_args": pipeline.eval_args(config, r.model, r.dataset, r.variant, r.seed)}
-        if pipeline.is_trained(config, r.variant):
-            job["train_args"] = pipeline.train_args(config, r.model, r.dataset, r.variant, r.seed)
-            job["script"] = pipeline.train_script(config, r.variant)
+    config = jobs.grid(filled(recorded["config"]))
+    built = {}
+    for r in jobs.runs(config):
+        job = {"eval_args": jobs.eval_args(config, r.model, r.dataset, r.variant, r.seed)}
+        if jobs.is_trained(config, r.variant):
+            job["train_args"] = jobs.train_args(config, r.model, r.dataset, r.variant, r.seed)
+            job["script"] = jobs.train_script(config, r.variant)
             job["launcher"] = placement.train_launcher(config, r.model, r.variant)
-        jobs[f"{r.model}/{r.dataset}/{r.variant}/{r.seed}"] = job
-    assert sorted(jobs) == sorted(recorded["jobs"])
-    for key, job in jobs.items():
+        built[f"{r.model}/{r.dataset}/{r.variant}/{r.seed}"] = job
+    assert sorted(built) == sorted(recorded["jobs"])
+    for key, job in built.items():
         assert job == recorded["jobs"][key], key
-    assert {d: pipeline.data_args(config, d) for d in config["datasets"]} == recorded["data"]
-    tiny = {
-        m: pipeline.tiny_model_args(config, m) for m, e in config["models"].items() if "tiny" in e
-    }
+    assert {d: jobs.data_args(config, d) for d in config["datasets"]} == recorded["data"]
+    tiny = {m: jobs.tiny_model_args(config, m) for m, e in config["models"].items() if "tiny" in e}
     assert tiny == recorded["tiny"]
 
 
@@ -320,11 +316,11 @@ def test_a_spread_evaluation_gets_no_device():
     config = json.loads(json.dumps(CONFIG))
     config["training"]["device"] = "cuda"
     config["models"]["hub"]["gpus_per_eval"] = 2
-    spread = shlex.split(pipeline.eval_args(config, "hub", "BoolQ", "silu", 0))
+    spread = shlex.split(jobs.eval_args(config, "hub", "BoolQ", "silu", 0))
     assert "--device" not in spread and spread[spread.index("--device-map") + 1] == "auto"
-    one = shlex.split(pipeline.eval_args(config, "m", "BoolQ", "silu", 0))
+    one = shlex.split(jobs.eval_args(config, "m", "BoolQ", "silu", 0))
     assert one[one.index("--device") + 1] == "cuda" and "--device-map" not in one
-    train = shlex.split(pipeline.train_args(config, "hub", "BoolQ", "silu", 0))
+    train = shlex.split(jobs.train_args(config, "hub", "BoolQ", "silu", 0))
     assert train[train.index("--device") + 1] == "cuda"  # training places the model itself
 
 
@@ -332,10 +328,10 @@ def test_fsdp_reaches_the_methods_that_shard_and_needs_two_gpus():
     config = json.loads(json.dumps(CONFIG))
     config["variants"]["full"] = {"method": "full"}
     config["models"]["hub"].update(sharding="fsdp", gpus_per_train=4)
-    full = shlex.split(pipeline.train_args(config, "hub", "BoolQ", "full", 0))
+    full = shlex.split(jobs.train_args(config, "hub", "BoolQ", "full", 0))
     assert full[-2:] == ["--sharding", "fsdp"]
-    assert "--sharding" not in pipeline.train_args(config, "hub", "BoolQ", "silu", 0)  # DDP
-    assert "--sharding" not in pipeline.train_args(config, "m", "BoolQ", "full", 0)
+    assert "--sharding" not in jobs.train_args(config, "hub", "BoolQ", "silu", 0)  # DDP
+    assert "--sharding" not in jobs.train_args(config, "m", "BoolQ", "full", 0)
     assert placement.train_launcher(config, "hub", "full").endswith("--nproc-per-node 4")
     assert not [p for p in grid_config.problems(config) if "sharding" in p]
     config["models"]["hub"]["gpus_per_train"] = 1
@@ -345,15 +341,15 @@ def test_fsdp_reaches_the_methods_that_shard_and_needs_two_gpus():
 
 def test_length_grouping_is_asked_for_by_variant_dataset_or_training_only():
     config = filled(CONFIG)
-    assert "--length-grouping" not in pipeline.train_args(config, "m", "BoolQ", "silu", 0)
+    assert "--length-grouping" not in jobs.train_args(config, "m", "BoolQ", "silu", 0)
     config["variants"]["fast"] = {"length_grouping": True}
-    assert "--length-grouping" in shlex.split(pipeline.train_args(config, "m", "BoolQ", "fast", 0))
-    assert "--length-grouping" not in pipeline.train_args(config, "m", "BoolQ", "silu", 0)
+    assert "--length-grouping" in shlex.split(jobs.train_args(config, "m", "BoolQ", "fast", 0))
+    assert "--length-grouping" not in jobs.train_args(config, "m", "BoolQ", "silu", 0)
     config["datasets"]["ListOps"]["length_grouping"] = True
-    assert "--length-grouping" in pipeline.train_args(config, "m", "ListOps", "silu", 0)
-    assert "--length-grouping" not in pipeline.train_args(config, "m", "BoolQ", "silu", 0)
+    assert "--length-grouping" in jobs.train_args(config, "m", "ListOps", "silu", 0)
+    assert "--length-grouping" not in jobs.train_args(config, "m", "BoolQ", "silu", 0)
     config["training"]["length_grouping"] = True
-    assert "--length-grouping" in pipeline.train_args(config, "m", "BoolQ", "silu", 0)
+    assert "--length-grouping" in jobs.train_args(config, "m", "BoolQ", "silu", 0)
 
 
 def test_a_models_variant_gets_its_own_gpus_sharding_and_batch_split():
@@ -366,14 +362,14 @@ def test_a_models_variant_gets_its_own_gpus_sharding_and_batch_split():
         "silu": {"bs": 4, "grad_accum": 4},
     }
     assert [p for p in grid_config.problems(config) if "models." in p] == []
-    grid = pipeline.grid(config)
-    full = shlex.split(pipeline.train_args(grid, "hub", "BoolQ", "full@lr=1e-05", 0))
+    grid = jobs.grid(config)
+    full = shlex.split(jobs.train_args(grid, "hub", "BoolQ", "full@lr=1e-05", 0))
     assert full[full.index("--bs") + 1] == "4" and full[-2:] == ["--sharding", "fsdp"]
     assert "--grad-accum" not in full  # 4 x 2 x 2 GPUs: the protocol's accumulation
     assert placement.train_launcher(grid, "hub", "full@lr=2e-05").endswith("--nproc-per-node 2")
-    silu = shlex.split(pipeline.train_args(grid, "hub", "BoolQ", "silu", 0))
+    silu = shlex.split(jobs.train_args(grid, "hub", "BoolQ", "silu", 0))
     assert silu[silu.index("--bs") + 1] == "4" and silu[silu.index("--grad-accum") + 1] == "4"
-    plain = shlex.split(pipeline.train_args(grid, "m", "BoolQ", "silu", 0))
+    plain = shlex.split(jobs.train_args(grid, "m", "BoolQ", "silu", 0))
     assert "--grad-accum" not in plain and plain[plain.index("--bs") + 1] == "8"
     assert placement.train_launcher(grid, "m", "full@lr=1e-05") == "python"
 

@@ -1,5 +1,5 @@
-"""Precision (steering/precision.py): under bf16 every method's trainable tensors are float32
-on a bfloat16 base, which keeps a bf16 run close to the fp32 one where bf16 adapters do not;
+"""Precision (steering/runtime/precision.py): under bf16 every method's trainable tensors are
+float32 on a bfloat16 base, which keeps a bf16 run close to the fp32 one where bf16 adapters do not;
 evaluation in bf16; the flags and their errors."""
 
 import json
@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from steering import SteeredModel, SteeringConfig
+from steering.loading.tiny import tiny_model
 from steering.methods import METHODS
-from steering.precision import resolve
-from steering.tiny import tiny_model
+from steering.runtime.precision import resolve
 
 
 def bf16_base():
@@ -84,9 +84,9 @@ def test_a_bf16_run_stays_near_fp32_where_bf16_adapters_do_not():
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
+    from steering.loading.tiny import save_tiny_model
     from steering.tasks import get_task
     from steering.tasks.files import write_prepared
-    from steering.tiny import save_tiny_model
 
     ws = tmp_path_factory.mktemp("precision")
     save_tiny_model(ws / "tiny", "llama", hidden_size=32, num_layers=2)
@@ -100,8 +100,8 @@ def ws(tmp_path_factory):
 def test_train_and_evaluate_in_bf16_store_float32_and_record_it(ws):
     from safetensors.torch import load_file
 
-    from steering.inference import InferenceSettings, run_inference
-    from steering.training import TrainSettings, train
+    from steering.evaluation.inference import InferenceSettings, run_inference
+    from steering.training.run import TrainSettings, train
 
     s = TrainSettings(
         model_name=str(ws / "tiny"),
@@ -139,7 +139,7 @@ def test_bf16_evaluation_in_batches_equals_one_at_a_time_without_near_ties(token
     """bfloat16 kernels round differently by batch shape, so a greedy step whose top two
     logits are within rounding may flip; every row whose steps all have a clear margin
     decodes the same in a batch of 5 as alone."""
-    from steering.generation import greedy_generate
+    from steering.evaluation.generation import greedy_generate
 
     base = tiny_model("llama", num_layers=2, seed=4, initializer_range=0.3)
     model = SteeredModel(base.to(torch.bfloat16), SteeringConfig(), torch.float32)
@@ -207,7 +207,7 @@ def test_tf32_uses_the_new_api_on_torch_2_9_and_the_old_flags_before_it_without_
     import warnings
     from types import SimpleNamespace
 
-    from steering.precision import set_tf32
+    from steering.runtime.precision import set_tf32
 
     b = torch.backends
     before = b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision

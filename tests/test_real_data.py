@@ -163,8 +163,8 @@ def test_gold_completions_under_both_parsers(name, split):
 
 def test_prepare_data_prints_token_statistics_for_a_tokenizer(tmp_path, monkeypatch, capsys):
     from steering.data import tokenize_split, truncation_stats
-    from steering.loader import load_tokenizer
-    from steering.tiny import save_tiny_model
+    from steering.loading.loader import load_tokenizer
+    from steering.loading.tiny import save_tiny_model
 
     save_tiny_model(tmp_path / "gemma", "gemma", hidden_size=32, num_layers=1)
     argv = [

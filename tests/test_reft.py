@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from steering.architectures import decoder_layers
+from steering.loading.tiny import tiny_model
 from steering.methods.reft.model import ReftModel
-from steering.tiny import tiny_model
 
 
 def model_with(first_n=0, last_n=1, seed=0):

@@ -25,9 +25,9 @@ import torch
 import yaml
 
 import tests.test_io_faults  # noqa: F401  (its cases register in tests.cases)
+from steering.loading.tiny import save_tiny_model
 from steering.tasks import TASKS, get_task
 from steering.tasks.files import write_prepared
-from steering.tiny import save_tiny_model
 from tests.cases import COVERED, case, cases
 from tests.conftest import official_state
 from tests.workflow import (

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from steering import plots, results, selection
+from steering.pipeline import plots, results, selection
 from steering.tasks import TASKS
 from tests.workflow import ROOT, run_script
 

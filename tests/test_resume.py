@@ -14,12 +14,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from steering import resume
 from steering.config import SteeringConfig
+from steering.loading.tiny import save_tiny_model
 from steering.tasks import get_task
 from steering.tasks.files import write_prepared
-from steering.tiny import save_tiny_model
-from steering.training import TrainSettings, train
+from steering.training import resume
+from steering.training.run import TrainSettings, train
 from tests.conftest import cpu_env
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,9 +11,9 @@ from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 from steering.data import IGNORE_INDEX, Collator
-from steering.sampling import TrainingOrder, epoch_generator
-from steering.tiny import tiny_model
-from steering.trainer import SteeringTrainer
+from steering.loading.tiny import tiny_model
+from steering.training.sampling import TrainingOrder, epoch_generator
+from steering.training.trainer import SteeringTrainer
 
 
 def _lengths(n: int, seed: int = 0) -> list[int]:

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from steering.loading.tiny import save_tiny_model
 from steering.tasks import get_task
 from steering.tasks.files import write_prepared
-from steering.tiny import save_tiny_model
 from tests.conftest import cpu_env
 
 ROOT = Path(__file__).resolve().parent.parent

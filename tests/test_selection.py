@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from steering import results, selection
+from steering.pipeline import results, selection
 from tests.workflow import ROOT, run_script
 
 

@@ -22,10 +22,10 @@ for name, argv in {cases!r}:
     try:
         if name == "config check":  # what the Snakefile does before any rule
             import copy, yaml
-            from steering import grid_config, pipeline
+            from steering.pipeline import grid_config, jobs
             config = yaml.safe_load(open(argv[1]))
             grid_config.check(config, copy.deepcopy(config), files=[argv[1]], schema=argv[2])
-            pipeline.grid(config)
+            jobs.grid(config)
         else:
             runpy.run_path(argv[0], run_name="__main__")
     except SystemExit:

@@ -1,5 +1,5 @@
-"""steering/storage.py: refused writes told in one sentence, probes that leave nothing, staged
-directories that are whole or untouched, rescue locations off the failed file system.
+"""steering/runtime/storage.py: refused writes told in one sentence, probes that leave nothing,
+staged directories that are whole or untouched, rescue locations off the failed file system.
 
 The file-system faults are real: a tmpfs mounted by the test (root), read-only or full."""
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from steering import storage
-from steering.io import write_text
+from steering.runtime import storage
+from steering.runtime.io import write_text
 from tests.mounts import full_tmpfs, mount_reason, read_only_dir
 
 ERRNO_MESSAGES = [

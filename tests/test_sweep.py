@@ -7,8 +7,8 @@ import shlex
 
 import pytest
 
-from steering import config_schema, grid_config, pipeline, sweep
 from steering.methods.reft import reft_positions
+from steering.pipeline import config_schema, grid_config, jobs, sweep
 from tests.workflow import ROOT
 
 SCHEMA = config_schema.load(ROOT / "config/schema.yaml")
@@ -97,8 +97,8 @@ CONFIG = {
 
 
 def test_the_pipeline_runs_every_point_for_every_seed_as_an_ordinary_run():
-    grid = pipeline.grid(CONFIG)
-    runs = pipeline.runs(grid)
+    grid = jobs.grid(CONFIG)
+    runs = jobs.runs(grid)
     assert len(runs) == 1 + (2 + 2 + 1) * 2  # base once, every point x seed
     assert {r.variant for r in runs} == {
         "base",
@@ -108,37 +108,35 @@ def test_the_pipeline_runs_every_point_for_every_seed_as_an_ordinary_run():
         "reft@reft_positions=first7_last7",
         "lora@lr=0.0001",
     }
-    args = shlex.split(pipeline.train_args(grid, "m", "BoolQ", "silu@lr=0.002", 1))
+    args = shlex.split(jobs.train_args(grid, "m", "BoolQ", "silu@lr=0.002", 1))
     assert args[args.index("--lr") + 1] == "0.002"
     assert (
         args[args.index("--output-dir") + 1]
         == "results/runs/m/BoolQ/silu@lr=0.002/seed1/checkpoint"
     )
-    reft = shlex.split(
-        pipeline.train_args(grid, "m", "BoolQ", "reft@reft_positions=first7_last7", 0)
-    )
+    reft = shlex.split(jobs.train_args(grid, "m", "BoolQ", "reft@reft_positions=first7_last7", 0))
     assert reft[reft.index("--reft-first-n") + 1] == "7"
     assert reft[reft.index("--reft-last-n") + 1] == "7"
     assert reft[reft.index("--lr") + 1] == "0.0009"  # unswept settings as before
-    lora = shlex.split(pipeline.train_args(grid, "m", "BoolQ", "lora@lr=0.0001", 0))
+    lora = shlex.split(jobs.train_args(grid, "m", "BoolQ", "lora@lr=0.0001", 0))
     assert lora[lora.index("--lora-rank") + 1] == "4" and lora[lora.index("--lr") + 1] == "0.0001"
     assert "results/runs/m/BoolQ/silu@lr=0.001/seed1/validation.metrics.json" in (
-        pipeline.metrics_files(grid)
+        jobs.metrics_files(grid)
     )
 
 
 def test_adding_a_value_changes_no_other_job():
-    grid = pipeline.grid(CONFIG)
+    grid = jobs.grid(CONFIG)
     more = json.loads(json.dumps(CONFIG))
     more["variants"]["silu"]["sweep"]["lr"].append(0.003)
-    bigger = pipeline.grid(more)
+    bigger = jobs.grid(more)
     assert set(bigger["variants"]) - set(grid["variants"]) == {"silu@lr=0.003"}
-    for run in pipeline.runs(grid):
+    for run in jobs.runs(grid):
         if run.variant == "base":
             continue
         args = (run.model, run.dataset, run.variant, run.seed)
-        assert pipeline.train_args(bigger, *args) == pipeline.train_args(grid, *args)
-        assert pipeline.eval_args(bigger, *args) == pipeline.eval_args(grid, *args)
+        assert jobs.train_args(bigger, *args) == jobs.train_args(grid, *args)
+        assert jobs.eval_args(bigger, *args) == jobs.eval_args(grid, *args)
 
 
 @pytest.mark.parametrize(

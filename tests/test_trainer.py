@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 from transformers import Trainer, TrainingArguments, default_data_collator
 
 from steering import SteeredModel, SteeringConfig
-from steering.tiny import tiny_model
+from steering.loading.tiny import tiny_model
 from tests.conftest import cpu_env, randomize
 
 
@@ -64,7 +64,7 @@ def test_trainer_checkpoints_adapters_only_and_resumes_exactly(tmp_path):
 def test_one_process_trains_on_one_device_and_keeps_its_batch(tmp_path):
     """A single process that sees several GPUs would wrap the model in nn.DataParallel and
     draw bs rows per GPU (n_gpu is what the Trainer reads for both); we keep it at one."""
-    from steering.trainer import one_device_per_process
+    from steering.training.trainer import one_device_per_process
 
     args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, use_cpu=True)
     assert args.n_gpu == 0 and args.train_batch_size == 8
@@ -79,7 +79,7 @@ def test_a_single_process_on_a_gpu_other_than_the_first_is_refused():
     would be ignored, so it is refused with the way to get GPU 1."""
     import pytest
 
-    from steering.trainer import check_trainer_device
+    from steering.training.trainer import check_trainer_device
 
     with pytest.raises(ValueError, match="run with CUDA_VISIBLE_DEVICES=1 and --device cuda"):
         check_trainer_device(torch.device("cuda:1"), world=1)
@@ -114,7 +114,7 @@ def test_a_nan_in_another_processs_shard_stops_every_process(tmp_path):
 
 
 def test_finite_gradients_pass_in_one_process():
-    from steering.gradients import all_finite
+    from steering.training.gradients import all_finite
 
     assert all_finite([torch.ones(3), torch.zeros(2)]) and all_finite([])
     assert not all_finite([torch.ones(3), torch.tensor([float("inf")])])

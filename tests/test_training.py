@@ -3,10 +3,10 @@
 import torch
 from safetensors.torch import load_file
 
+from steering.loading.tiny import save_tiny_model
 from steering.tasks import get_task
 from steering.tasks.files import write_prepared
-from steering.tiny import save_tiny_model
-from steering.training import TrainSettings, train
+from steering.training.run import TrainSettings, train
 
 
 def test_same_seed_same_adapter_other_seed_other_adapter(tmp_path):
@@ -43,7 +43,7 @@ def test_training_reports_rows_that_truncation_leaves_with_nothing_to_learn(tmp_
     from pathlib import Path
 
     from steering.data import tokenize_split
-    from steering.loader import load_tokenizer
+    from steering.loading.loader import load_tokenizer
 
     save_tiny_model(tmp_path / "m", "llama", hidden_size=32, num_layers=2)
     real = Path(__file__).parent / "data" / "real" / "BoolQ"
@@ -82,7 +82,7 @@ def test_a_batch_split_into_more_accumulation_steps_trains_the_same_adapter(tmp_
     """bs 4 x grad_accum 4 is the protocol's bs 8 x grad_accum 2 in less memory: the same 16
     rows an optimizer step in the same order, the loss averaged over all their tokens, so the
     same adapter (only the summation order differs). What config/paper.yaml's placements of
-    the large models rely on (steering/placement.py)."""
+    the large models rely on (steering/pipeline/placement.py)."""
     save_tiny_model(tmp_path / "m", "llama", hidden_size=32, num_layers=2)
     task = get_task("GSM8K")  # completions of unequal lengths: a per-step mean would differ
     write_prepared(task, task.make_splits(task.synthetic(scale=0.05)), tmp_path / "d", {"k": 1})

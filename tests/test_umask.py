@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from steering import storage
-from steering.inference import InferenceSettings, run_inference
+from steering.evaluation.inference import InferenceSettings, run_inference
+from steering.loading.tiny import save_tiny_model
+from steering.runtime import storage
 from steering.tasks import get_task
 from steering.tasks.files import write_prepared
-from steering.tiny import save_tiny_model
-from steering.training import TrainSettings, train
+from steering.training.run import TrainSettings, train
 
 # the trained methods, each with the options its smallest checkpoint needs
 METHOD_RUNS = {

@@ -13,21 +13,19 @@ method), ``checkpoints`` (a checkpoint of any method loaded for it, with its pro
 ``tasks`` (lm-eval task configs over local files), ``tables`` (the pipeline's
 ``lm_eval.csv`` and retention table; no torch, no lm-eval) and ``__main__`` (lm-eval's own
 command line with our model registered). Only ``bridge`` and ``__main__`` import lm-eval;
-without the extra they say in one line how to install it (``MissingExtra``).
+without the extra they say in one line how to install it (``MissingExtra``). The pipeline
+builds the lm-eval jobs (``steering/pipeline/lm_eval_jobs.py``).
+
+May import: ``pipeline`` (selection and results, for the point to evaluate), ``training``,
+``evaluation``, ``methods``, ``loading``, the top-level modules and ``runtime``.
 """
 
 from __future__ import annotations
 
 import importlib
 
-INSTALL = (
-    "lm-evaluation-harness is not installed: it is the optional extra lm_eval; install it "
-    "with pip install 'steering[lm_eval]' (make venv installs its locked pins)"
-)
-
-
-class MissingExtra(ImportError, ValueError):
-    """lm-eval is not importable (a ValueError too, so the scripts report it in one line)."""
+from steering.runtime.errors import LM_EVAL_INSTALL as INSTALL
+from steering.runtime.errors import MissingExtra
 
 
 def require() -> None:

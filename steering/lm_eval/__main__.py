@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
-    from steering.cli import EXPECTED
+    from steering.runtime.cli import EXPECTED
 
     try:
         return evaluate(args)

@@ -73,7 +73,7 @@ class SteeringLM(HFLM):
         does); ``device_map`` spreads the model over GPUs; ``activation`` and
         ``intervene_last`` describe an official checkpoint file. Other keywords go to HFLM
         (``max_length``, ``add_bos_token``, ``max_batch_size``, ...)."""
-        from steering.precision import resolve
+        from steering.runtime.precision import resolve
 
         if not isinstance(pretrained, (str, type(None))):
             raise ValueError("pretrained= is a base model's name or directory (a string)")

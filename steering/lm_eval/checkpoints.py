@@ -19,7 +19,7 @@ from typing import Any
 from torch import nn
 
 from steering.checkpoint import CONFIG_NAME
-from steering.loader import ModelNotFound, model_short_name
+from steering.loading.loader import ModelNotFound, model_short_name
 from steering.methods import METHOD_FILE, for_checkpoint
 from steering.methods.base import read_method_file
 
@@ -40,7 +40,7 @@ class Loaded:
     info: dict[str, Any] = field(default_factory=dict)  # the checkpoint's provenance
 
     def provenance(self) -> dict[str, Any]:
-        from steering.provenance import git_commit, package_version
+        from steering.runtime.provenance import git_commit, package_version
 
         return {
             "method": self.method,
@@ -120,9 +120,9 @@ def load(
     """The checkpoint (or, without one, the base model ``pretrained``) ready to evaluate.
     ``activation`` and ``intervene_last``: what an official checkpoint file was trained with
     (ours record it; given for ours, they must agree)."""
-    from steering.inference import InferenceSettings
-    from steering.loader import pick_device
-    from steering.precision import apply
+    from steering.evaluation.inference import InferenceSettings
+    from steering.loading.loader import pick_device
+    from steering.runtime.precision import apply
 
     name = base_of(checkpoint, pretrained)
     path = Path(checkpoint) if checkpoint else None

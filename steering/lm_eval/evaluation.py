@@ -9,14 +9,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from steering.io import write_text
+from steering.runtime.io import write_text
 
 
 def chosen_checkpoint(metrics_files: list[str], seed: int) -> tuple[str, str]:
     """(checkpoint directory, point) of the point the selection chooses on validation among
     the runs of ``metrics_files`` (``<run>/validation.metrics.json`` of every point and seed
     of one variant), for ``seed``."""
-    from steering import results, selection, sweep
+    from steering.pipeline import results, selection, sweep
 
     table = results.long_table(metrics_files)
     chosen = selection.select(table)

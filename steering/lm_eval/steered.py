@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from steering.architectures import decoder_layers, site_module
-from steering.io import atomic_path
+from steering.runtime.io import atomic_path
 
 
 def hookpoints(steered) -> dict[str, str]:

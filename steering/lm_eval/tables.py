@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from steering import sweep
+from steering.pipeline import sweep
 
 PATH = re.compile(
     r"(?:^|/)lm_eval/(?P<model>[^/]+)/(?:base\.json|(?P<dataset>[^/]+)/(?P<name>[^/]+)/"

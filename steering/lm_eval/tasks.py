@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from steering.io import write_text
+from steering.runtime.io import write_text
 
 
 def lm_eval_task_file(*parts: str) -> Path:

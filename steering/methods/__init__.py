@@ -12,6 +12,9 @@ several); the module's ``STEERING_METHODS`` list of ``Method`` subclasses is reg
 this package is first imported, in every process that imports it (the scripts, Snakemake and
 its jobs, which inherit the environment). Keep torch imports inside its methods, so that the
 pipeline plans without importing torch.
+
+May import: ``loading``, the top-level modules (the steered model, its config and
+checkpoint) and ``runtime``.
 """
 
 from __future__ import annotations

@@ -74,12 +74,12 @@ class Method:
     trains: ClassVar[bool] = True  # False: evaluated as it is (the untrained base model)
     settings: ClassVar[tuple[Setting, ...]] = ()
     OPTIONS: ClassVar[dict[str, Any] | None] = None  # see option_defaults
-    # --precision values it runs under (steering/precision.py); bf16 needs the method to make
-    # its trainable tensors in float32 on a bfloat16 base, so a new method opts in.
+    # --precision values it runs under (steering/runtime/precision.py); bf16 needs the method to
+    # make its trainable tensors in float32 on a bfloat16 base, so a new method opts in.
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "tf32")
     # FSDP over a job's GPUs: a method whose save() takes the gathered ``state`` opts in
     shardable: ClassVar[bool] = False
-    # The memory plan's activations times this (steering/memory.py): methods that keep more
+    # The memory plan's activations times this (steering/training/memory.py): methods that keep more
     # per token than the plan's basis (LoRA keeps each adapted projection's input and output)
     activation_factor: ClassVar[float] = 1.0
 
@@ -188,7 +188,7 @@ class Method:
 
     def base_dtype(self, precision: str, training: bool = True) -> str:
         """What the base model is loaded in, for training or evaluation."""
-        from steering.precision import base_dtype
+        from steering.runtime.precision import base_dtype
 
         return base_dtype(precision)
 
@@ -212,8 +212,8 @@ class Method:
         return sum(p.numel() for p in model.parameters() if not p.requires_grad)
 
     def estimate(self, shape, options: dict[str, Any], steering=None) -> int | None:
-        """Its trainable parameters on a model of ``shape`` (``steering.memory.Shape``), from
-        the shape alone, for the memory plan; None when the method cannot say."""
+        """Its trainable parameters on a model of ``shape`` (``steering.training.memory.Shape``),
+        from the shape alone, for the memory plan; None when the method cannot say."""
         return None
 
     def trainer_extras(self, model: nn.Module, settings) -> dict[str, Any]:
@@ -227,7 +227,7 @@ class Method:
         is complete)."""
         from safetensors.torch import save_file
 
-        from steering.io import atomic_path
+        from steering.runtime.io import atomic_path
 
         path.mkdir(parents=True, exist_ok=True)
         tensors = {
@@ -276,7 +276,7 @@ class Method:
 def load_base(settings, dtype: str):
     """The base model an evaluation runs on, in ``dtype`` (``InferenceSettings``: its name
     and device)."""
-    from steering.loader import load_base_model
+    from steering.loading.loader import load_base_model
 
     s = settings
     folder = getattr(s, "offload_folder", None)
@@ -285,7 +285,7 @@ def load_base(settings, dtype: str):
 
 def write_method_file(path: Path, method: str, meta: dict[str, Any]) -> None:
     """``method.json``: which method wrote this checkpoint, and what it needs to load it."""
-    from steering.io import write_json
+    from steering.runtime.io import write_json
 
     write_json(Path(path) / METHOD_FILE, {"method": method, **meta})
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from steering.methods.base import Method, write_method_file
-from steering.precision import PRECISIONS
+from steering.runtime.precision import PRECISIONS
 
 
 class Full(Method):
@@ -22,7 +22,7 @@ class Full(Method):
 
     def base_dtype(self, precision: str, training: bool = True) -> str:
         """float32 master weights for training under any precision (bf16: autocast)."""
-        from steering.precision import base_dtype
+        from steering.runtime.precision import base_dtype
 
         return "float32" if training else base_dtype(precision)
 
@@ -45,7 +45,7 @@ class Full(Method):
         write_method_file(path, self.name, {"base_model": settings.model_name})
 
     def load(self, path: Path | None, settings):
-        from steering.loader import load_base_model
+        from steering.loading.loader import load_base_model
 
         s = settings
         dtype = self.base_dtype(s.precision, training=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from steering.methods.base import Method, Setting, write_method_file
-from steering.precision import PRECISIONS
+from steering.runtime.precision import PRECISIONS
 
 
 def add_lora(base, rank: int = 8):

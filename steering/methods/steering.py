@@ -17,7 +17,7 @@ from typing import Any
 
 from steering import config
 from steering.methods.base import Method, Setting
-from steering.precision import PRECISIONS
+from steering.runtime.precision import PRECISIONS
 
 # The pipeline's `sites` values -> the training script's flags.
 SITES_FLAGS = {
@@ -170,7 +170,7 @@ class Steering(Method):
     def build(self, base, options: dict[str, Any], steering=None, precision: str = "fp32"):
         from steering.config import SteeringConfig
         from steering.model import SteeredModel
-        from steering.precision import trainable_dtype
+        from steering.runtime.precision import trainable_dtype
 
         return SteeredModel(base, steering or SteeringConfig(), trainable_dtype(precision))
 
@@ -225,7 +225,7 @@ def load_steered(s, base, path: Path):
 
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    from steering.precision import trainable_dtype
+    from steering.runtime.precision import trainable_dtype
 
     dtype = trainable_dtype(getattr(s, "precision", "fp32"))
     if path.is_dir() and (path / CONFIG_NAME).is_file():

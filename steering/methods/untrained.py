@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from steering.methods.base import Method
-from steering.precision import PRECISIONS
+from steering.runtime.precision import PRECISIONS
 
 
 class Untrained(Method):

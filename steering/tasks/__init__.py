@@ -1,4 +1,9 @@
-"""The six tasks of the paper, by name: ``get_task("GSM8K")``."""
+"""The six tasks of the paper, by name: ``get_task("GSM8K")``: one module a task with its
+prompts, splits and parsers (``base`` the shared shape, ``answers`` the shared answer
+patterns, ``files`` the local data files, ``shipped`` the real data the package carries).
+
+May import: ``runtime`` only: the tasks are data, and know nothing of models.
+"""
 
 from steering.tasks.aqua import AQuA
 from steering.tasks.arc_challenge import ARCChallenge

@@ -17,10 +17,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from steering.errors import DataError
-from steering.io import write_json
-from steering.provenance import git_commit, package_version
-from steering.storage import staged_dir, writing
+from steering.runtime.errors import DataError
+from steering.runtime.io import write_json
+from steering.runtime.provenance import git_commit, package_version
+from steering.runtime.storage import staged_dir, writing
 
 if TYPE_CHECKING:  # datasets is imported where rows are read or made (it costs ~1 s)
     from datasets import Dataset, DatasetDict

@@ -24,8 +24,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from steering.io import json_text
-from steering.storage import staged_dir, writing
+from steering.runtime.io import json_text
+from steering.runtime.storage import staged_dir, writing
 from steering.tasks.base import CARVE_SEED, carve
 from steering.tasks.files import DataError
 

@@ -18,7 +18,7 @@ from steering.methods.steering import (
     steering_flags,
     vector_problems,
 )
-from steering.precision import PRECISIONS
+from steering.runtime.precision import PRECISIONS
 
 # Steering settings the joint script has no flag for.
 UNSUPPORTED = {"kind": "vector", "sites": "submodules_official", "positions": "last"}
@@ -126,7 +126,7 @@ class Joint(Method):
     def build(self, base, options: dict[str, Any], steering=None, precision: str = "fp32"):
         from steering.config import SteeringConfig
         from steering.methods.joint.model import JointModel
-        from steering.precision import trainable_dtype
+        from steering.runtime.precision import trainable_dtype
 
         config = steering or SteeringConfig()
         return JointModel(base, config, options["lora_rank"], trainable_dtype(precision))
@@ -175,7 +175,7 @@ class Joint(Method):
         from peft import PeftModel
 
         from steering.model import SteeredModel
-        from steering.precision import trainable_dtype
+        from steering.runtime.precision import trainable_dtype
 
         lora = PeftModel.from_pretrained(base, path / "lora").eval()
         dtype = trainable_dtype(getattr(settings, "precision", "fp32"))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from steering.methods.base import Method, Setting, write_method_file
-from steering.precision import PRECISIONS
+from steering.runtime.precision import PRECISIONS
 
 PATTERN = "^(first[1-9][0-9]*(_last[1-9][0-9]*)?|last[1-9][0-9]*)$"  # for the schema
 POSITIONS = re.compile(
@@ -95,7 +95,7 @@ class Reft(Method):
 
     def build(self, base, options: dict[str, Any], steering=None, precision: str = "fp32"):
         from steering.methods.reft.model import ReftModel
-        from steering.precision import trainable_dtype
+        from steering.runtime.precision import trainable_dtype
 
         o = options
         first, last = o["reft_first_n"], o["reft_last_n"]
@@ -116,6 +116,6 @@ class Reft(Method):
 
     def load_on(self, base, path: Path, settings=None):
         from steering.methods.reft.model import ReftModel
-        from steering.precision import trainable_dtype
+        from steering.runtime.precision import trainable_dtype
 
         return ReftModel.load(base, path, trainable_dtype(getattr(settings, "precision", "fp32")))

@@ -21,8 +21,8 @@ from torch import nn
 from torch.nn.utils import parametrizations
 
 from steering.architectures import decoder_layers, text_config
-from steering.io import atomic_path, write_json
 from steering.model import in_dtype, layer_dtype_device, load_prefixed
+from steering.runtime.io import atomic_path, write_json
 
 WEIGHTS = "reft.safetensors"
 

@@ -1,0 +1,137 @@
+"""The flags the training and inference scripts share, as the official command line spells
+them (``scripts/train.py``, ``scripts/train_joint.py``, ``scripts/inference.py``): their
+defaults come from ``steering.methods.base.TRAINING``, so a flag and a config key cannot
+disagree. How a script reports a bad value is ``steering.runtime.cli``'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from steering.methods.base import TRAINING
+
+SINGLE_BOS_HELP = (
+    "chat-template models (Gemma): tokenize the rendered template so the input starts with one "
+    "BOS; by default, as the official code, the template's BOS plus the tokenizer's: two"
+)
+
+
+def add_checkpointing_flags(p: argparse.ArgumentParser) -> None:
+    """Periodic checkpoints for resuming (both training scripts)."""
+    p.add_argument(
+        "--save-steps",
+        type=int,
+        default=0,
+        help="checkpoint the trainable weights and optimizer every N optimizer steps, so a "
+        "rerun of the same command resumes from the last one (default 0: never)",
+    )
+    p.add_argument(
+        "--resume-dir",
+        help="where those checkpoints go and a rerun resumes from (default: <output>.resume)",
+    )
+    p.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep the last two periodic checkpoints after training (default: delete them)",
+    )
+
+
+# TrainSettings fields that both training scripts take from flags of the same name.
+SHARED_TRAIN_FLAGS = (
+    "model_name",
+    "dataset_name",
+    *TRAINING,  # every training method's settings (lr ... bs, grad_accum, logits)
+    "seed",
+    "output_dir",
+    "train_log",
+    "data_dir",
+    "max_train_samples",
+    "max_eval_samples",
+    "eval_batch_size",
+    "wandb",
+    "device",
+    "save_steps",
+    "resume_dir",
+    "keep_checkpoints",
+    "single_bos",
+    "sharding",
+)
+
+
+def shared_train_settings(a: argparse.Namespace) -> dict:
+    """The TrainSettings keyword arguments common to scripts/train.py and train_joint.py."""
+    from steering.runtime.precision import resolve
+
+    shared = {name: getattr(a, name) for name in SHARED_TRAIN_FLAGS}
+    return shared | {"progress": not a.no_progress, "precision": resolve(a.precision, a.dtype)}
+
+
+PRECISION_HELP = (
+    "fp32 (default, the protocol), tf32 (fp32 weights, TF32 matmuls on GPUs that have them), "
+    "bf16 (the frozen base in bfloat16, every trainable tensor in float32)"
+)
+DTYPE_HELP = "the older spelling: float32 = --precision fp32, bfloat16 = --precision bf16"
+
+
+def add_batch_flags(p: argparse.ArgumentParser) -> None:
+    """``--bs`` and ``--grad-accum``: a training step's rows per device, and how many steps
+    make one optimizer step (both training scripts)."""
+    p.add_argument("--bs", type=int, default=8, help="rows per device per step (default 8)")
+    p.add_argument(
+        "--grad-accum",
+        type=int,
+        default=2,
+        help="steps per optimizer step (default 2: 8 x 2, the protocol's 16 rows; --bs 4 "
+        "--grad-accum 4 is the same batch, and the same loss, in less memory)",
+    )
+
+
+def add_sharding_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sharding",
+        choices=["none", "fsdp"],
+        default="none",
+        help="fsdp: shard weights, gradients and optimizer states over torchrun's processes "
+        "(full fine-tuning of models one GPU cannot hold)",
+    )
+
+
+LENGTH_GROUPING_HELP = (
+    "batches of rows of similar length (little padding, ~1.5x faster on real data) instead of "
+    "the official code's random batches; not the paper's batch order (docs/decisions.md)"
+)
+
+
+def add_length_grouping_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--length-grouping", action="store_true", help=LENGTH_GROUPING_HELP)
+
+
+LOGITS_HELP = (
+    "supervised (default): compute the LM head and the loss only at positions whose next token "
+    "is supervised (same loss and gradients, faster); all: at every position"
+)
+
+
+def add_logits_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--logits", choices=["supervised", "all"], default="supervised", help=LOGITS_HELP
+    )
+
+
+def add_precision_flags(p: argparse.ArgumentParser) -> None:
+    from steering.runtime.precision import FROM_DTYPE, PRECISIONS
+
+    p.add_argument("--precision", choices=list(PRECISIONS), help=PRECISION_HELP)
+    p.add_argument("--dtype", choices=[*FROM_DTYPE, "float16"], help=DTYPE_HELP)
+
+
+def report_training(s: dict) -> None:
+    """One line about the finished run, from the main process only (DDP runs several)."""
+    if not s.get("main_process", True):
+        return
+    loss = s["loss_history"][-1][1] if s["loss_history"] else s["train_loss"]
+    resumed = f", resumed from step {s['resumed_from_step']}" if s["resumed_from_step"] else ""
+    print(
+        f"saved {s['variant']} to {s['checkpoint']} "
+        f"({s['optimizer_steps']} steps{resumed}, last loss {loss})"
+    )
