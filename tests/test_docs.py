@@ -86,3 +86,29 @@ def test_slugs_follow_github():
     assert slug("Sweeps and selection") == "sweeps-and-selection"
     assert slug("`make run`: the default run") == "make-run-the-default-run"
     assert slug("Scaling out: Slurm, several GPUs") == "scaling-out-slurm-several-gpus"
+
+
+def test_the_package_map_names_every_package_and_script():
+    """The README's package map has a row for every package of ``steering/`` and names every
+    script (the file-by-file table is docs/development.md's)."""
+    text = (ROOT / "README.md").read_text()
+    table = text.split("## Package map", 1)[1].split("\n## ", 1)[0]
+    packages = sorted(p.parent.name for p in (ROOT / "steering").glob("*/__init__.py"))
+    missing = [f"steering/{p}/" for p in packages if f"`steering/{p}/`" not in table]
+    missing += [f"scripts/{s}" for s in SCRIPTS if f"`scripts/{s}`" not in table]
+    assert missing == [], f"README.md's package map lacks {missing}"
+
+
+def test_every_file_is_in_the_development_guide():
+    """docs/development.md's "File by file" has a row for every module, script, test and
+    benchmark (a new file gets its row there)."""
+    text = (ROOT / "docs" / "development.md").read_text().split("## File by file", 1)[1]
+    rows = set(re.findall(r"^\| `([^`]+)`", text, re.MULTILINE))
+    files = [
+        p.relative_to(ROOT).as_posix()
+        for folder in ("steering", "scripts", "tests", "benchmarks")
+        for p in (ROOT / folder).rglob("*.py")
+        if "__pycache__" not in p.parts
+    ]
+    missing = sorted(f for f in files if f not in rows and not f.endswith("tests/__init__.py"))
+    assert missing == []

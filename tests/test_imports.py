@@ -73,3 +73,59 @@ def test_no_type_only_import_of_the_package():
                 ]
                 hidden += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "steering"]
     assert hidden == []
+
+
+# The floors, lowest first: a module may import its own package and the floors below it,
+# never a package beside it or above. "" is the modules directly under steering/ (the method
+# a user imports); ``steering/__init__`` (the public API, lazy) stands above them all.
+# docs/development.md draws the same floors ("What may import what").
+FLOORS = [
+    ("runtime",),
+    ("", "tasks"),
+    ("loading",),
+    ("methods",),
+    ("evaluation",),
+    ("training",),
+    ("pipeline",),
+    ("analysis", "lm_eval"),
+]
+TOP_LEVEL_AT_MOST = 8
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return "" if len(parts) == 2 and (PACKAGE / f"{parts[1]}.py").is_file() else parts[1]
+
+
+def test_every_package_has_a_floor_and_few_modules_stand_at_the_top():
+    floor = {p for f in FLOORS for p in f}
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert packages | {""} == floor, "a new package needs its place in FLOORS and the docs"
+    top = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+    assert len(top) <= TOP_LEVEL_AT_MOST, top
+
+
+def test_imports_only_go_down_the_floors():
+    modules = _modules()
+    floor = {p: i for i, f in enumerate(FLOORS) for p in f}
+    upward = []
+    for module, path in sorted(modules.items()):
+        if module == "steering":
+            continue
+        here = _package(module)
+        for dep in sorted(_imports(path, modules) - {module}):
+            there = _package(dep) if dep != "steering" else "the public API"
+            if there != here and not floor.get(there, len(FLOORS)) < floor[here]:
+                upward.append(f"{module} -> {dep}")
+    assert upward == [], "imports that do not go down a floor: " + "; ".join(upward)
+
+
+def test_the_development_guide_draws_these_floors():
+    text = (PACKAGE.parent / "docs" / "development.md").read_text()
+    block = text.split("<!-- floors -->")[1]
+    drawn = []
+    for line in block.strip("`\n").splitlines():
+        if line[:1].isdigit():
+            names = [w for w in line.split()[1:] if w.endswith("/") or w == "steering/*.py"]
+            drawn.append(tuple(sorted("" if n == "steering/*.py" else n[:-1] for n in names)))
+    assert drawn == [tuple(sorted(f)) for f in reversed(FLOORS)]
