@@ -25,6 +25,21 @@ import torch  # noqa: E402
 from steering.runtime.provenance import environment  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def portable(value):
+    """``value`` with this machine's paths made repository-relative (the repository's own
+    files as ``data/...``, its neighbours such as ``../shared`` as ``../...``), so that a
+    committed result names no machine's directories."""
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(portable(v) for v in value)
+    if isinstance(value, str):
+        return value.replace(f"{REPOSITORY}/", "").replace(f"{REPOSITORY.parent}/", "../")
+    return value
+
 
 # Llama shapes by name (LlamaConfig fields). The two Llama-3 ones follow the published
 # configs of Llama-3.2-1B and Llama-3.1-8B; "llama-100m" is a ~100M-parameter shape that fits a
@@ -209,14 +224,16 @@ def result_path(out: str | None, name: str, device: str, shape: str) -> Path:
 
 def write_result(path: str | Path, question: str, setting: dict, rows: list[dict], **extra):
     """Write the result JSON (question, command, setting, rows, machine, versions) atomically."""
-    result = {
-        "question": question,
-        "command": " ".join(["python", *sys.argv]),
-        "setting": setting,
-        "rows": rows,
-        **extra,
-        **environment(),
-    }
+    result = portable(
+        {
+            "question": question,
+            "command": " ".join(["python", *sys.argv]),
+            "setting": setting,
+            "rows": rows,
+            **extra,
+            **environment(),
+        }
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")

@@ -56,6 +56,21 @@ def test_ratio_is_the_median_of_same_round_ratios():
     }
 
 
+def test_a_result_names_no_machine_paths(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import harness
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    model, shared = ROOT / ".cache/models/m", ROOT.parent / "shared/data/ARC"
+    monkeypatch.setattr(sys, "argv", ["benchmarks/x.py", "--arc-dir", str(shared)])
+    setting = {"model": str(model), "dirs": [str(shared)], "n": 3}
+    result = harness.write_result(tmp_path / "r.json", "q?", setting, rows=[])
+    assert result["command"] == "python benchmarks/x.py --arc-dir ../shared/data/ARC"
+    assert result["setting"] == {"model": ".cache/models/m", "dirs": ["../shared/data/ARC"], "n": 3}
+    assert json.loads((tmp_path / "r.json").read_text())["setting"] == result["setting"]
+
+
 def test_steering_overhead(tmp_path):
     r = bench("steering_overhead", tmp_path, *TINY)
     (row,) = r["rows"]

@@ -112,3 +112,18 @@ def test_every_file_is_in_the_development_guide():
     ]
     missing = sorted(f for f in files if f not in rows and not f.endswith("tests/__init__.py"))
     assert missing == []
+
+
+MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|home|root|Users|scratch)/[\w.-]+")
+
+
+def test_docs_and_committed_results_name_no_machine_paths():
+    """Pages and recorded results give repository-relative paths (``../shared/...``,
+    ``.cache/models/...``), never one machine's directories."""
+    files = [*PAGES, *(ROOT / "benchmarks" / "results").glob("*.json")]
+    found = {
+        str(p.relative_to(ROOT)): hits
+        for p in files
+        if (hits := sorted(set(MACHINE_PATH.findall(p.read_text()))))
+    }
+    assert found == {}
