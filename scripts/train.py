@@ -31,7 +31,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--model-name", required=True, help="hub id or local model directory")
-    p.add_argument("--dataset-name", required=True, help=f"one of {list(TASKS)} (or ARC)")
+    p.add_argument(
+        "--dataset-name",
+        required=True,
+        help=f"one of {list(TASKS)} (or ARC), or GSM8K-GRPO (GSM8K under GRPO)",
+    )
     p.add_argument("--lr", type=float, default=9e-4)
     p.add_argument("--warmup-ratio", type=float, default=0.03)
     p.add_argument("--weight-decay", type=float, default=0.0)
@@ -70,14 +74,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_length_grouping_flag(p)
     add_logits_flag(p)
     add_checkpointing_flags(p)
+    g = p.add_argument_group(
+        "GSM8K-GRPO (reinforcement learning with TRL's GRPO, PROTOCOL.md section 8)"
+    )
+    g.add_argument("--num-generations", type=int, help="completions per prompt (default 6)")
+    g.add_argument(
+        "--max-prompt-length", type=int, help="prompt tokens kept, from the end (default 512)"
+    )
+    g.add_argument(
+        "--max-completion-length", type=int, help="new tokens per completion (default 1024)"
+    )
+    g.add_argument("--system-prompt", help="the system turn (default: the official one)")
+    g.add_argument("--max-steps", type=int, help="optimizer steps (default: the official 1500)")
     p.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
     return p.parse_args(argv)
+
+
+GRPO_FLAGS = ("num_generations", "max_prompt_length", "max_completion_length", "system_prompt")
+GRPO_FLAGS += ("max_steps",)
+
+
+def grpo_settings(a: argparse.Namespace):
+    """The GRPO settings of a GSM8K-GRPO run (None for any other dataset, where a GRPO flag
+    is an error)."""
+    given = {k: getattr(a, k) for k in GRPO_FLAGS if getattr(a, k) is not None}
+    if a.dataset_name != "GSM8K-GRPO":
+        if given:
+            flag = "--" + next(iter(given)).replace("_", "-")
+            raise ValueError(f"{flag} applies to --dataset-name GSM8K-GRPO only")
+        return None
+    import os
+
+    from steering.training.grpo_settings import GRPOSettings
+
+    g = GRPOSettings(**given)
+    g.check(a.model_name, a.bs, int(os.environ.get("WORLD_SIZE", "1")))
+    return g
 
 
 def settings_from(argv: list[str] | None = None):
     """The run's TrainSettings from its command line (the pipeline's memory plan reads the
     same, tests/test_memory.py)."""
-    a = parse_args(argv)
+    return _settings(parse_args(argv))
+
+
+def _settings(a: argparse.Namespace):
     from steering.training.run import TrainSettings
 
     return TrainSettings(
@@ -91,7 +132,13 @@ def settings_from(argv: list[str] | None = None):
 
 
 def main() -> None:
-    settings = settings_from()  # first: --help and bad flags import nothing heavy
+    a = parse_args()  # first: --help and bad flags import nothing heavy
+    grpo, settings = grpo_settings(a), _settings(a)
+    if grpo is not None:
+        from steering.training.grpo import train_grpo
+
+        report_training(train_grpo(settings, grpo))
+        return
     from steering.training.run import train
 
     report_training(train(settings))

@@ -22,9 +22,13 @@ IGNORE_INDEX = -100
 SYSTEM_PROMPT = "You are a helpful assistant."
 
 
-def chat_text(tokenizer, prompt: str, completion: str | None = None) -> str:
-    """The chat template rendered as text; with no completion, ready for the assistant turn."""
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
+def chat_text(
+    tokenizer, prompt: str, completion: str | None = None, system: str | None = None
+) -> str:
+    """The chat template rendered as text; with no completion, ready for the assistant turn.
+    ``system``: the system turn (default ``SYSTEM_PROMPT``; GSM8K-GRPO has its own)."""
+    system = SYSTEM_PROMPT if system is None else system
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
     if completion is not None:
         messages.append({"role": "assistant", "content": completion})
     return tokenizer.apply_chat_template(
@@ -44,12 +48,12 @@ def encode_rendered(tokenizer, text: str, single_bos: bool = False) -> list[int]
 
 
 def encode_prompt(
-    tokenizer, prompt: str, chat: bool = False, single_bos: bool = False
+    tokenizer, prompt: str, chat: bool = False, single_bos: bool = False, system: str | None = None
 ) -> list[int]:
     """Token ids of an evaluation prompt: special tokens as the tokenizer adds them, never
-    truncated (the chat path: ``encode_rendered``)."""
+    truncated (the chat path: ``encode_rendered``, with ``system`` as its system turn)."""
     if chat:
-        return encode_rendered(tokenizer, chat_text(tokenizer, prompt), single_bos)
+        return encode_rendered(tokenizer, chat_text(tokenizer, prompt, system=system), single_bos)
     return tokenizer(prompt).input_ids
 
 

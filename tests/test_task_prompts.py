@@ -132,6 +132,6 @@ def test_registry_names_and_alias():
     assert list(TASKS) == ["BoolQ", "Winogrande", "ListOps", "GSM8K", "ARC_Challenge", "AQuA"]
     assert get_task("ARC") is get_task("ARC_Challenge")
     with pytest.raises(
-        ValueError, match=r"unknown dataset 'SQuAD'; valid names: \['BoolQ'.*'ARC'\]"
+        ValueError, match=r"unknown dataset 'SQuAD'; valid names: \['BoolQ'.*'ARC', 'GSM8K-GRPO'\]"
     ):
         get_task("SQuAD")

@@ -42,7 +42,10 @@ def evaluate(
         raise ValueError(f"{task.name}: nothing to evaluate (the split is empty)")
     rows = list(dataset)
     prompts = [task.prompt(r) for r in rows]
-    ids = [encode_prompt(tokenizer, p, chat=chat, single_bos=single_bos) for p in prompts]
+    # A task asked as a chat for every model (GSM8K-GRPO) brings its own system turn.
+    system = getattr(task, "system_prompt", None)
+    chat = chat or system is not None
+    ids = [encode_prompt(tokenizer, p, chat, single_bos, system) for p in prompts]
     _check_fits(model, task, ids, desc)
     was_training = model.training
     model.eval()

@@ -11,6 +11,8 @@ Trainer, and everything a training job needs beside the method itself.
 - ``memory``: what a job needs per GPU and on its host, from the model's config (torch-free;
   the pipeline plans with it)
 - ``flags``: the training and inference scripts' shared flags (the official command line)
+- ``grpo``: GSM8K-GRPO with TRL's ``GRPOTrainer`` for any method; ``grpo_settings``: its flags
+  and the checks that need no model (torch-free)
 
 May import: ``evaluation``, ``methods``, ``loading``, ``tasks``, the top-level modules and
 ``runtime``. Nothing here imports torch at package import, so ``training.memory`` loads in

@@ -1,0 +1,322 @@
+"""Reinforcement learning of any method with TRL's ``GRPOTrainer``: the official GSM8K-GRPO
+path (PROTOCOL.md section 8).
+
+Each step samples G completions of every prompt from the policy (the method's model, its
+intervention active), scores them with the reward functions, and updates the trainable
+tensors on the group-relative advantage
+
+    A_i = (r_i - mean_G r) / (std_G r + 1e-4),    r_i = sum_f w_f * reward_f(completion_i)
+
+through the clipped objective min(rho_t A_i, clip(rho_t, 1 - eps, 1 + eps) A_i) over the
+completion tokens t, rho_t = pi(t) / pi_old(t) (loss "dapo": the sum over every completion
+token of the batch over their count; beta 0: no reference model, no KL term).
+
+The official run used TRL 0.25.1; this package runs a current TRL and sets every value the
+official run took from 0.25.1's defaults explicitly (``OFFICIAL``), so a changed default
+cannot move it. Two of TRL's steps are ours, to keep what reaches the model as the official
+run fed it and to run every method: prompts are tokenized without added special tokens and cut
+to ``max_prompt_length`` (0.25.1's way; current TRL adds special tokens and never cuts), and
+the completion log-probabilities come from the method's own forward (current TRL replaces the
+model's forward with a fused LM head over ``model.base_model``, which would skip interventions
+that are not forward hooks, such as exact last-token steering).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from steering.tasks.rewards import OFFICIAL as OFFICIAL_REWARDS
+from steering.tasks.rewards import OFFICIAL_WEIGHTS
+from steering.training.grpo_settings import GRAD_ACCUM
+
+# GRPOConfig values of the official run (PROTOCOL.md section 8). The first group is what its
+# train.py sets; the second what it took from TRL 0.25.1's defaults.
+OFFICIAL: dict[str, Any] = {
+    "gradient_accumulation_steps": GRAD_ACCUM,
+    "lr_scheduler_type": "cosine_with_min_lr",
+    "lr_scheduler_kwargs": {"min_lr_rate": 0.1},
+    "num_train_epochs": 1,
+    "logging_steps": 1,
+    "gradient_checkpointing": False,
+    "use_vllm": False,
+    "reward_weights": list(OFFICIAL_WEIGHTS),
+    # TRL 0.25.1's defaults
+    "beta": 0.0,
+    "loss_type": "dapo",
+    "scale_rewards": "group",
+    "epsilon": 0.2,
+    "num_iterations": 1,
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "top_k": 0,  # 0.25.1's None; both mean no top-k cut
+    "warmup_steps": 0,
+    "mask_truncated_completions": False,
+    "importance_sampling_level": "token",
+}
+
+
+def grpo_arguments(s, g, output_dir: str, device: torch.device):
+    """The run's ``GRPOConfig``: ``OFFICIAL`` plus the run's flags. bf16 autocast as the
+    official run on a GPU; on the CPU none (TRL refuses bf16 there)."""
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    from steering.training.trainer import one_device_per_process
+
+    official = dict(OFFICIAL)
+    if "activation_checkpointing" in {f.name for f in dataclasses.fields(GRPOConfig)}:
+        # transformers >= 5.2x's name; the old one stays a mirror of it
+        official["activation_checkpointing"] = official.pop("gradient_checkpointing")
+    return one_device_per_process(
+        GRPOConfig(
+            output_dir=output_dir,
+            **official,
+            learning_rate=s.lr,
+            per_device_train_batch_size=s.bs,
+            max_steps=g.max_steps,
+            num_generations=g.num_generations,
+            max_completion_length=g.max_completion_length,
+            seed=s.seed,
+            data_seed=s.seed,
+            bf16=device.type == "cuda",
+            use_cpu=device.type == "cpu",
+            save_strategy="no",
+            report_to=["wandb"] if s.wandb else "none",
+            disable_tqdm=not s.progress,
+            dataloader_num_workers=0,
+        )
+    )
+
+
+class Policy(nn.Module):
+    """A method's model as TRL's trainer takes it: the config, generation and forward of the
+    model inside, with the hub and checkpointing hooks TRL calls made no-ops (the method saves
+    its own checkpoint). ``model``'s trainable tensors are the policy's."""
+
+    def __init__(self, model: nn.Module, config, generation_config) -> None:
+        super().__init__()
+        self.model = model
+        self.config = config
+        self.generation_config = generation_config
+        self.is_gradient_checkpointing = False
+
+    def forward(self, input_ids, attention_mask=None, **kwargs):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+    def generate(self, *args, **kwargs):
+        return self.model.generate(*args, **kwargs)
+
+    def add_model_tags(self, tags) -> None:
+        pass  # a model card for the hub; our checkpoints are the method's own
+
+
+def _trainer_class():
+    from trl import GRPOTrainer
+    from trl.trainer.utils import entropy_from_logits, selective_log_softmax
+
+    class Trainer(GRPOTrainer):
+        """TRL's GRPO with prompts tokenized and scored as the official run (module doc)."""
+
+        def _tokenize_prompts(self, prompts: list):
+            if not isinstance(prompts[0], str):
+                return super()._tokenize_prompts(prompts)
+            tok = self.processing_class
+            side = tok.truncation_side
+            tok.truncation_side = "left"  # keep the end of a prompt: the generation prompt
+            try:
+                ids = tok(
+                    text=prompts,
+                    add_special_tokens=False,
+                    truncation=True,
+                    max_length=self.max_prompt_length,
+                )["input_ids"]
+            finally:
+                tok.truncation_side = side
+            return ids, None, {}
+
+        def _get_per_token_logps_and_entropies(
+            self,
+            model,
+            input_ids,
+            attention_mask,
+            logits_to_keep,
+            batch_size=None,
+            compute_entropy=False,
+            compute_aux_loss=False,
+            **_,
+        ):
+            batch_size = batch_size or input_ids.size(0)
+            logps, entropies = [], []
+            for start in range(0, input_ids.size(0), batch_size):
+                ids = input_ids[start : start + batch_size]  # (b, prompt + completion)
+                mask = attention_mask[start : start + batch_size]
+                with self.accelerator.autocast():
+                    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+                # the logits that predict the completion tokens: (b, logits_to_keep, V)
+                logits = logits[:, :-1][:, -logits_to_keep:].float() / self.temperature
+                logps.append(selective_log_softmax(logits, ids[:, -logits_to_keep:]))
+                if compute_entropy:
+                    with torch.no_grad():
+                        entropies.append(entropy_from_logits(logits))
+            return (
+                torch.cat(logps),
+                torch.cat(entropies) if compute_entropy else None,
+                None,
+            )
+
+    return Trainer
+
+
+def build_trainer(
+    model, tokenizer, dataset, args, max_prompt_length: int, callbacks=(), rewards=OFFICIAL_REWARDS
+):
+    """The GRPO trainer of ``model`` (any method's) on ``dataset`` (columns ``prompt``: the
+    rendered chat text, and the columns ``rewards`` read; the official: ``solution``)."""
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # TRL reports usage unless told
+    config = model.config
+    generation_config = model.generation_config
+    trainer = _trainer_class()(
+        model=Policy(model, config, generation_config),
+        reward_funcs=list(rewards),
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+    )
+    trainer.max_prompt_length = max_prompt_length
+    return trainer
+
+
+def train_grpo(s, g) -> dict[str, Any]:
+    """One GRPO run of ``s.method`` on GSM8K-GRPO (``s``: ``TrainSettings``, ``g``:
+    ``GRPOSettings``); returns a summary with the paths it wrote, as ``train`` does."""
+    import dataclasses
+    import json
+    import math
+    import tempfile
+
+    from datasets import Dataset
+    from transformers import set_seed
+
+    from steering.data import chat_text
+    from steering.loading.loader import load_base_model, load_tokenizer, pick_device
+    from steering.methods import get_method
+    from steering.runtime import gpu_lease, storage
+    from steering.runtime.precision import apply as apply_precision
+    from steering.tasks.gsm8k_grpo import GSM8KGRPO
+    from steering.training.run import output_dirs, save_outputs
+    from steering.training.trainer import FiniteGradients, check_trainer_device
+
+    task = GSM8KGRPO(g.system_prompt)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    main = int(os.environ.get("RANK", "0")) == 0
+    g.check(s.model_name, s.bs, world)
+    if s.sharding != "none":
+        raise ValueError("--sharding fsdp is not supported with GSM8K-GRPO; drop --sharding")
+    for d in output_dirs(s):
+        storage.probe(d)
+    splits = task.load(data_dir=s.data_dir)
+    rows = splits["train"]
+    if s.max_train_samples:
+        rows = rows.select(range(min(s.max_train_samples, len(rows))))
+    prompts_per_batch = s.bs * world * GRAD_ACCUM // g.num_generations
+    if len(rows) < prompts_per_batch:
+        raise ValueError(
+            f"{len(rows)} training rows, fewer than the {prompts_per_batch} prompts of one "
+            f"generation batch (--bs {s.bs} x {world} x {GRAD_ACCUM} / --num-generations "
+            f"{g.num_generations}): GRPO would take no step; use more rows or a smaller --bs"
+        )
+    tokenizer = load_tokenizer(s.model_name)
+    if tokenizer.chat_template is None:
+        raise ValueError(
+            f"{s.model_name}'s tokenizer has no chat template; GSM8K-GRPO asks every model "
+            "as a chat (PROTOCOL.md section 8): use an instruct model"
+        )
+    dataset = Dataset.from_dict(
+        {
+            "prompt": [chat_text(tokenizer, task.prompt(r), system=g.system_prompt) for r in rows],
+            "solution": [task.solution(r) for r in rows],
+        }
+    )
+    device = pick_device(s.device)
+    check_trainer_device(device, world)
+    if main:
+        gpu_lease.say_if_on_cpu(device.type, "trains")
+    apply_precision(s.precision, device)
+    method = get_method(s.method)
+    base = load_base_model(s.model_name, method.base_dtype(s.precision), s.device)
+    set_seed(s.seed)
+    model = method.build(base, s.options, s.steering, s.precision)
+    n_trainable = method.trainable_parameters(model)
+    share = n_trainable / method.base_parameters(model)
+    if main:
+        print(f"trainable params: {n_trainable:,} || trainable: {100 * share:.4f}%", flush=True)
+    cut = sum(
+        len(tokenizer(p, add_special_tokens=False).input_ids) > g.max_prompt_length
+        for p in dataset["prompt"]
+    )
+    extras = method.trainer_extras(model, s)
+    with tempfile.TemporaryDirectory(prefix="steering-grpo-") as tmp:
+        trainer = build_trainer(
+            model,
+            tokenizer,
+            dataset,
+            grpo_arguments(s, g, tmp, device),
+            g.max_prompt_length,
+            callbacks=[*extras.get("callbacks", []), FiniteGradients()],
+        )
+        result = trainer.train()
+    if not trainer.is_world_process_zero():
+        return {"main_process": False, "optimizer_steps": trainer.state.global_step}
+    history = trainer.state.log_history
+    rewards = [
+        {k: h[k] for k in h if k == "step" or k.startswith(("reward", "rewards/"))}
+        for h in history
+        if "reward" in h
+    ]
+    summary = {
+        "settings": s.to_dict(),
+        "objective": "grpo",
+        "grpo": dataclasses.asdict(g),
+        "grpo_config": dict(OFFICIAL),
+        "variant": s.variant(),
+        "method": s.method,
+        "trainable_parameters": n_trainable,
+        "trainable_share": share,
+        "train_examples": len(rows),
+        "prompts_cut": cut,
+        "optimizer_steps": trainer.state.global_step,
+        "train_loss": result.training_loss if math.isfinite(result.training_loss) else None,
+        "loss_history": [(h["step"], h["loss"]) for h in history if "loss" in h],
+        "reward_history": rewards,
+        "resumed_from_step": None,
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "checkpoint": str(s.checkpoint_dir()),
+        "world_size": world,
+        "main_process": True,
+    }
+    log = "".join(json.dumps(h) + "\n" for h in history)
+    save_outputs(method, model, s, summary, log)
+    if s.do_eval:
+        from steering.evaluation.evaluator import evaluate_splits, provenance
+
+        names = ["test"] if s.test_only else ["validation", "test"]
+        for r in evaluate_splits(
+            model,
+            tokenizer,
+            task,
+            splits,
+            {n: s.eval_dir() / f"{n}.json" for n in names},
+            provenance(s.to_dict(), task, s.seed),
+            batch_size=s.eval_batch_size,
+            max_samples=s.max_eval_samples,
+            progress=s.progress,
+        ):
+            summary[f"{r['split']}_accuracy"] = r["accuracy"]
+            print(f"{task.name} {r['split']}: accuracy {r['accuracy']:.4f} (n={r['n']})")
+    return summary

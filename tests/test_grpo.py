@@ -1,0 +1,231 @@
+"""GSM8K-GRPO, the official command line's reinforcement-learning path (PROTOCOL.md section 8):
+the two rewards on every real gold answer and a table of wrong ones, the resolved GRPOConfig
+against the protocol's table, one-line refusals before any model loads, a GRPO step that
+changes the method's trainable tensors alone, and train.py -> inference.py end to end."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from steering.config import SteeringConfig
+from steering.loading.tiny import save_tiny_model
+from steering.tasks import get_task
+from steering.tasks.gsm8k_grpo import SYSTEM_PROMPT
+from steering.tasks.rewards import accuracy_reward, format_reward
+from steering.training.grpo_settings import GRPOSettings
+from tests.conftest import cpu_env
+
+ROOT = Path(__file__).resolve().parent.parent
+TASK = get_task("GSM8K-GRPO")
+
+
+def test_the_default_system_prompt_is_the_official_text():
+    assert SYSTEM_PROMPT == (
+        "You are a helpful AI Assistant that provides well-reasoned and detailed responses. You "
+        "first think about the reasoning process as an internal monologue and then provide the "
+        "user with the answer. Respond in the following format: <think>\n...\n</think>\n"
+        "<answer>\n...\n</answer>"
+    )
+
+
+def test_every_real_gold_answer_earns_both_rewards():
+    rows = [json.loads(line) for line in (ROOT / "data/GSM8K/test.jsonl").open()]
+    gold = [TASK.completion(r) for r in rows]
+    solutions = [TASK.solution(r) for r in rows]
+    assert format_reward(gold) == [1.0] * len(rows)
+    assert accuracy_reward(gold, solutions) == [1.0] * len(rows)
+    assert all(TASK.score(g, TASK.label(r)) for g, r in zip(gold[:50], rows[:50], strict=True))
+
+
+@pytest.mark.parametrize(
+    "completion, solution, fmt, acc",
+    [
+        ("<think>\nx\n</think>\n<answer>\n\\boxed{18}\n</answer>", "18", 1.0, 1.0),
+        ("<think>\nx\n</think>\n<answer>\n\\boxed{17}\n</answer>", "18", 1.0, 0.0),
+        ("<think>x</think><answer>\\boxed{18}</answer>", "18", 0.0, 1.0),  # no newlines
+        ("\n</think>\n\n</think>\n\\boxed{18}", "18", 0.0, 1.0),  # closed twice
+        ("The answer is 18", "18", 0.0, 0.0),  # no boxed answer: no anchor is tried
+        ("$18$ and then \\boxed{18}", "18", 0.0, 1.0),  # the boxed answer comes first
+        ("\\boxed{1,234}", "1,234", 0.0, 1.0),
+        ("\\boxed{0.5}", "\\frac{1}{2}", 0.0, 1.0),
+        ("", "18", 0.0, 0.0),
+    ],
+)
+def test_rewards_table(completion, solution, fmt, acc):
+    assert format_reward([completion]) == [fmt]
+    assert accuracy_reward([completion], [solution]) == [acc]
+
+
+def test_a_solution_that_parses_to_nothing_has_no_reward():
+    assert accuracy_reward(["\\boxed{18}"], ["}{"]) == [None]
+
+
+def test_the_resolved_config_is_the_protocols():
+    """PROTOCOL.md section 8's GRPOConfig, whatever TRL's current defaults are."""
+    from steering.training.grpo import grpo_arguments
+    from steering.training.run import TrainSettings
+
+    s = TrainSettings(model_name="m", dataset_name="GSM8K-GRPO", lr=3e-5, bs=3)
+    args = grpo_arguments(s, GRPOSettings(), "out", torch.device("cpu"))
+    protocol = {
+        "per_device_train_batch_size": 3,
+        "gradient_accumulation_steps": 4,
+        "learning_rate": 3e-5,
+        "lr_scheduler_type": "cosine_with_min_lr",
+        "lr_scheduler_kwargs": {"min_lr_rate": 0.1},
+        "num_train_epochs": 1,
+        "max_steps": 1500,
+        "logging_steps": 1,
+        "use_vllm": False,
+        "seed": 42,
+        "gradient_checkpointing": False,
+        "reward_weights": [1.0, 2.0],
+        "num_generations": 6,
+        "max_completion_length": 1024,
+        "beta": 0.0,
+        "loss_type": "dapo",
+        "scale_rewards": "group",
+        "epsilon": 0.2,
+        "num_iterations": 1,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "warmup_steps": 0,
+    }
+    assert {k: getattr(args, k) for k in protocol} == protocol
+    assert args.top_k in (0, None)  # no top-k cut either way
+    assert args.epsilon_high in (None, 0.2)  # the clip is symmetric
+    assert args.bf16 is False  # on the CPU; bf16 autocast as the official run on a GPU
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    ws = tmp_path_factory.mktemp("grpo")
+    save_tiny_model(ws / "tiny", "llama", hidden_size=32, num_layers=2)
+    return ws
+
+
+def train_py(*args, cwd):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts/train.py"), *map(str, args), "--no-progress"],
+        cwd=cwd,
+        env=cpu_env(WANDB_MODE="disabled"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--dataset-name", "GSM8K", "--num-generations", "4"], "--num-generations applies to"),
+        (["--dataset-name", "GSM8K-GRPO", "--num-generations", "5", "--bs", "2"], "divide"),
+        (
+            [
+                "--dataset-name",
+                "GSM8K-GRPO",
+                "--max-completion-length",
+                "9999",
+                "--bs",
+                "2",
+                "--num-generations",
+                "2",
+            ],
+            "holds",
+        ),
+        (["--dataset-name", "GSM8K-GRPO", "--num-generations", "1"], ">= 2"),
+    ],
+)
+def test_bad_grpo_input_is_one_line_before_any_model_loads(workspace, tmp_path, flags, message):
+    done = train_py("--model-name", workspace / "tiny", *flags, "--output-dir", "out", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_grpo_step_changes_the_methods_trainable_tensors_alone(workspace):
+    from datasets import Dataset
+
+    from steering.data import chat_text
+    from steering.loading.loader import load_base_model, load_tokenizer
+    from steering.model import SteeredModel
+    from steering.training.grpo import build_trainer, grpo_arguments
+    from steering.training.run import TrainSettings
+
+    tokenizer = load_tokenizer(str(workspace / "tiny"))
+    base = load_base_model(str(workspace / "tiny"), "float32", "cpu")
+    torch.manual_seed(0)
+    model = SteeredModel(base, SteeringConfig())
+    for p in (p for p in model.parameters() if p.requires_grad):
+        torch.nn.init.normal_(p, std=0.1)  # W_up starts at zero: give the step a gradient path
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    # a generation batch of 2 x 4 completions: 4 prompts x 2 generations
+    questions = ["Tom has 3 apples and buys 4 more. How many?", "2 + 2?", "3 + 3?", "1 + 5?"]
+    data = Dataset.from_dict(
+        {
+            "prompt": [chat_text(tokenizer, q, system=SYSTEM_PROMPT) for q in questions],
+            "solution": ["7", "4", "6", "6"],
+        }
+    )
+    s = TrainSettings(model_name=str(workspace / "tiny"), dataset_name="GSM8K-GRPO", bs=2, lr=0.05)
+    g = GRPOSettings(num_generations=2, max_completion_length=6, max_steps=1)
+    args = grpo_arguments(s, g, str(workspace / "t"), torch.device("cpu"))
+
+    def distinct(completions, **kwargs):  # varies within a group, so advantages are not 0
+        return [len(set(c)) / 10 for c in completions]
+
+    trainer = build_trainer(model, tokenizer, data, args, 512, rewards=(distinct, format_reward))
+    trainer.train()
+    after = dict(model.named_parameters())
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert changed and changed <= trainable
+    logged = trainer.state.log_history[0]
+    assert {"reward", "rewards/distinct/mean", "rewards/format_reward/mean"} <= set(logged)
+    assert "completions/mean_length" in logged and "completions/clipped_ratio" in logged
+    # prompts reach the model as the official run fed them: no added special tokens, cut
+    # from the left to --max-prompt-length
+    full = tokenizer(data["prompt"][0], add_special_tokens=False).input_ids
+    assert trainer._tokenize_prompts(data["prompt"][:1])[0] == [full]
+    trainer.max_prompt_length = 5
+    assert trainer._tokenize_prompts(data["prompt"][:1])[0] == [full[-5:]]
+
+
+def test_train_then_inference(workspace, tmp_path):
+    from steering.tasks.files import write_prepared
+
+    gsm8k = get_task("GSM8K")
+    data = tmp_path / "gsm8k"
+    write_prepared(gsm8k, gsm8k.make_splits(gsm8k.synthetic(seed=0, scale=0.01)), data, {})
+    common = ["--dataset-name", "GSM8K-GRPO", "--data-dir", data, "--max-eval-samples", "2"]
+    done = train_py(
+        "--model-name", workspace / "tiny", *common, "--bs", "2", "--num-generations", "2",
+        "--max-completion-length", "6", "--max-steps", "2", "--max-train-samples", "4",
+        "--do-eval", "--test-only", "--output-dir", "run", "--lr", "0.01",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert summary["objective"] == "grpo" and summary["optimizer_steps"] == 2
+    assert summary["grpo"]["num_generations"] == 2 and summary["grpo_config"]["beta"] == 0.0
+    assert [r["step"] for r in summary["reward_history"]] == [1, 2]
+    trained = (tmp_path / "run" / "test.json").read_text().splitlines()
+    assert len(trained) == 2
+    done = subprocess.run(
+        [
+            sys.executable, str(ROOT / "scripts/inference.py"), "--model-name",
+            str(workspace / "tiny"), *map(str, common), "--ckpt-path", "run", "--output-dir",
+            "eval", "--no-progress",
+        ],
+        cwd=tmp_path, env=cpu_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    # the saved checkpoint gives the trained model's greedy outputs
+    assert (tmp_path / "eval" / "test.json").read_text().splitlines() == trained
+    metrics = json.loads((tmp_path / "eval" / "test.metrics.json").read_text())
+    assert metrics["max_new_tokens"] == 1024 and metrics["chat_template"] is True
