@@ -101,6 +101,31 @@ def packed_forward(steered, input_ids, attention_mask=None, labels=None, **kwarg
         )
 
 
+def sampler(config):
+    """HF ``generate``'s sampling for a generation config: its temperature, top-k and top-p
+    warpers in HF's order, then one draw per row from the softmax ((B, V) -> (B,))."""
+    from transformers import LogitsProcessorList
+    from transformers.generation.logits_process import (
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    warpers = LogitsProcessorList()
+    if config.temperature is not None and config.temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(config.temperature))
+    if config.top_k:
+        warpers.append(TopKLogitsWarper(config.top_k))
+    if config.top_p is not None and config.top_p < 1.0:
+        warpers.append(TopPLogitsWarper(config.top_p))
+
+    def pick(logits: torch.Tensor) -> torch.Tensor:
+        scores = warpers(None, logits.float())
+        return torch.multinomial(torch.softmax(scores, dim=-1), 1)[:, 0]
+
+    return pick
+
+
 @torch.inference_mode()
 def generate(
     steered,
@@ -109,12 +134,15 @@ def generate(
     max_new_tokens: int = 20,
     eos_token_id=None,
     pad_token_id: int | None = None,
+    pick=None,
 ) -> torch.Tensor:
-    """Greedy decoding under last-token steering with a cache of plain states.
+    """Decoding under last-token steering with a cache of plain states: greedy, or each token
+    drawn by ``pick`` ((B, V) logits -> (B,) ids; ``sampler`` builds HF's sampling).
 
     Returns (B, P + n) ids like HF ``generate``: the prompt, then new tokens; a row that has
     produced EOS is padded with ``pad_token_id`` until every row is done.
     """
+    pick = pick or (lambda logits: logits.argmax(-1))
     model = steered.base_model
     b, p = input_ids.shape
     dev = input_ids.device
@@ -150,7 +178,7 @@ def generate(
         )
     cache = out.past_key_values
     cache.crop(-1)  # drop the steered entry: the cache holds plain states only
-    nxt = out.logits[:, -1].argmax(-1)
+    nxt = pick(out.logits[:, -1])
     cur = pos[:, -1]
     done = torch.zeros(b, dtype=torch.bool, device=dev)
     new = []
@@ -180,5 +208,5 @@ def generate(
         cache = out.past_key_values
         cache.crop(-1)
         real = torch.cat([real, torch.ones(b, 1, dtype=torch.bool, device=dev)], dim=1)
-        nxt = out.logits[:, -1].argmax(-1)
+        nxt = pick(out.logits[:, -1])
     return torch.cat([input_ids, torch.stack(new, dim=1)], dim=1)

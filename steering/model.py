@@ -185,9 +185,10 @@ class SteeredModel(nn.Module):
     def generate(self, *args: Any, **kwargs: Any):
         """The base model's ``generate`` with steering active on prompt and generated tokens.
 
-        With ``positions="last"``: greedy decoding that steers only the final token at every
-        step, with a cache of unsteered states (``input_ids``, ``attention_mask``,
-        ``max_new_tokens``, ``eos_token_id``, ``pad_token_id`` or a ``generation_config``)."""
+        With ``positions="last"``: decoding that steers only the final token at every step,
+        with a cache of unsteered states (``input_ids``, ``attention_mask``,
+        ``max_new_tokens``, ``eos_token_id``, ``pad_token_id`` or a ``generation_config``),
+        greedy, or sampled as HF samples (temperature, top-k, top-p) under ``do_sample``."""
         self._check_attached()
         if self.steering_config.positions == "last" and self._enabled:
             return self._generate_last(*args, **kwargs)
@@ -196,8 +197,8 @@ class SteeredModel(nn.Module):
     def _generate_last(self, input_ids=None, attention_mask=None, generation_config=None, **kwargs):
         config = generation_config or self.base_model.generation_config
         sampling = kwargs.get("do_sample", generation_config is not None and config.do_sample)
-        if sampling or kwargs.get("num_beams", 1) != 1:
-            raise ValueError("last-token steering decodes greedily: no sampling, one beam")
+        if kwargs.get("num_beams", 1) != 1:
+            raise ValueError("last-token steering decodes one beam: greedy or sampled")
         return last_token.generate(
             self,
             input_ids,
@@ -205,6 +206,7 @@ class SteeredModel(nn.Module):
             max_new_tokens=kwargs.get("max_new_tokens", config.max_new_tokens or 20),
             eos_token_id=kwargs.get("eos_token_id", config.eos_token_id),
             pad_token_id=kwargs.get("pad_token_id", config.pad_token_id),
+            pick=last_token.sampler(config) if sampling else None,
         )
 
     @contextlib.contextmanager

@@ -148,21 +148,48 @@ def test_bad_grpo_input_is_one_line_before_any_model_loads(workspace, tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
-def test_a_grpo_step_changes_the_methods_trainable_tensors_alone(workspace):
+METHODS = {  # name -> (method, its options, the steering config)
+    "steering": ("steering", {}, SteeringConfig()),
+    "vectors": ("steering", {}, SteeringConfig(kind="vector")),
+    "submodules": ("steering", {}, SteeringConfig(sites=("attn", "mlp"))),
+    "last-token": ("steering", {}, SteeringConfig(positions="last")),
+    "lora": ("lora", {}, SteeringConfig()),
+    "full": ("full", {}, SteeringConfig()),
+    "reft": ("reft", {}, SteeringConfig()),
+    "joint": ("joint", {}, SteeringConfig()),
+}
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_a_grpo_step_changes_the_methods_trainable_tensors_alone(workspace, name):
+    """Every method is a GRPO policy: rollouts through its generate (sampled; last-token
+    steering exactly), log-probabilities through its forward (ReFT told where each prompt
+    ends), its own optimizer groups and callbacks; a step moves its trainable tensors only."""
     from datasets import Dataset
 
     from steering.data import chat_text
     from steering.loading.loader import load_base_model, load_tokenizer
-    from steering.model import SteeredModel
+    from steering.methods import get_method
     from steering.training.grpo import build_trainer, grpo_arguments
     from steering.training.run import TrainSettings
 
+    method_name, options, config = METHODS[name]
+    method = get_method(method_name)
     tokenizer = load_tokenizer(str(workspace / "tiny"))
     base = load_base_model(str(workspace / "tiny"), "float32", "cpu")
+    s = TrainSettings(
+        model_name=str(workspace / "tiny"),
+        dataset_name="GSM8K-GRPO",
+        method=method_name,
+        options=options,
+        steering=config,
+        bs=2,
+        lr=0.05,
+    )
     torch.manual_seed(0)
-    model = SteeredModel(base, SteeringConfig())
-    for p in (p for p in model.parameters() if p.requires_grad):
-        torch.nn.init.normal_(p, std=0.1)  # W_up starts at zero: give the step a gradient path
+    model = method.build(base, s.options, config, "fp32")
+    for p in (p for p in model.parameters() if p.requires_grad and not p.any()):
+        torch.nn.init.normal_(p, std=0.1)  # W_up (and LoRA's B) start at zero: a gradient path
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     # a generation batch of 2 x 4 completions: 4 prompts x 2 generations
     questions = ["Tom has 3 apples and buys 4 more. How many?", "2 + 2?", "3 + 3?", "1 + 5?"]
@@ -172,14 +199,24 @@ def test_a_grpo_step_changes_the_methods_trainable_tensors_alone(workspace):
             "solution": ["7", "4", "6", "6"],
         }
     )
-    s = TrainSettings(model_name=str(workspace / "tiny"), dataset_name="GSM8K-GRPO", bs=2, lr=0.05)
     g = GRPOSettings(num_generations=2, max_completion_length=6, max_steps=1)
     args = grpo_arguments(s, g, str(workspace / "t"), torch.device("cpu"))
 
     def distinct(completions, **kwargs):  # varies within a group, so advantages are not 0
         return [len(set(c)) / 10 for c in completions]
 
-    trainer = build_trainer(model, tokenizer, data, args, 512, rewards=(distinct, format_reward))
+    extras = method.trainer_extras(model, s)
+    trainer = build_trainer(
+        model,
+        tokenizer,
+        data,
+        args,
+        512,
+        callbacks=extras.get("callbacks", []),
+        rewards=(distinct, format_reward),
+        prompt_positions=method.prompt_positions,
+        optimizers=extras.get("optimizers", (None, None)),
+    )
     trainer.train()
     after = dict(model.named_parameters())
     changed = {n for n in before if not torch.equal(before[n], after[n])}
@@ -188,12 +225,13 @@ def test_a_grpo_step_changes_the_methods_trainable_tensors_alone(workspace):
     logged = trainer.state.log_history[0]
     assert {"reward", "rewards/distinct/mean", "rewards/format_reward/mean"} <= set(logged)
     assert "completions/mean_length" in logged and "completions/clipped_ratio" in logged
-    # prompts reach the model as the official run fed them: no added special tokens, cut
-    # from the left to --max-prompt-length
-    full = tokenizer(data["prompt"][0], add_special_tokens=False).input_ids
-    assert trainer._tokenize_prompts(data["prompt"][:1])[0] == [full]
-    trainer.max_prompt_length = 5
-    assert trainer._tokenize_prompts(data["prompt"][:1])[0] == [full[-5:]]
+    if name == "steering":
+        # prompts reach the model as the official run fed them: no added special tokens, cut
+        # from the left to --max-prompt-length
+        full = tokenizer(data["prompt"][0], add_special_tokens=False).input_ids
+        assert trainer._tokenize_prompts(data["prompt"][:1])[0] == [full]
+        trainer.max_prompt_length = 5
+        assert trainer._tokenize_prompts(data["prompt"][:1])[0] == [full[-5:]]
 
 
 def test_train_then_inference(workspace, tmp_path):

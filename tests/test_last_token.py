@@ -79,14 +79,15 @@ def test_logits_loss_and_gradients_equal_the_definition(model_type, pad_side, co
     assert any(g.abs().sum() > 0 for g in g_packed)
 
 
-def naive_generate(model: SteeredModel, ids, mask, steps: int):
+def naive_generate(model: SteeredModel, ids, mask, steps: int, pick=None):
+    pick = pick or (lambda logits: logits.argmax(-1))
     seq, m = ids, mask
     for _ in range(steps):
         with torch.no_grad(), model.steering_from(seq.shape[1] - 1):
             logits = model.base_model(
                 input_ids=seq, attention_mask=m, position_ids=positions(m)
             ).logits
-        seq = torch.cat([seq, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+        seq = torch.cat([seq, pick(logits[:, -1])[:, None]], dim=1)
         m = torch.cat([m, torch.ones_like(m[:, :1])], dim=1)
     return seq[:, ids.shape[1] :]
 
@@ -135,11 +136,32 @@ def test_the_evaluator_path_matches_naive_generation(tokenizer):
         assert tokens == naive_generate(model, ids, torch.ones_like(ids), 12)[0].tolist()
 
 
-def test_generation_is_greedy_only():
-    model = SteeredModel(tiny_model("llama"), SteeringConfig(positions="last"))
+def test_sampled_generation_draws_from_the_last_token_steered_distribution():
+    """Sampling (GRPO's rollouts) under HF's warpers: with the same random stream, the cached
+    decoder draws exactly the tokens a naive recompute draws from its logits; top-k 1 is
+    greedy; beams are refused."""
+    from transformers import GenerationConfig
+
+    from steering.last_token import sampler
+
+    model = SteeredModel(
+        tiny_model("llama", num_layers=2, initializer_range=0.3), SteeringConfig(positions="last")
+    )
+    randomize(model, scale=0.3)
     ids, mask, _ = batch("left")
-    with pytest.raises(ValueError, match="decodes greedily"):
-        model.generate(input_ids=ids, attention_mask=mask, do_sample=True)
+    config = GenerationConfig(do_sample=True, temperature=0.7, top_p=0.9, max_new_tokens=8)
+    config.eos_token_id = None
+    torch.manual_seed(3)
+    got = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+    torch.manual_seed(3)
+    want = naive_generate(model, ids, mask, 8, pick=sampler(config))
+    assert torch.equal(got[:, ids.shape[1] :], want)
+    greedy = GenerationConfig(do_sample=True, top_k=1, max_new_tokens=8)
+    greedy.eos_token_id = None
+    top1 = model.generate(input_ids=ids, attention_mask=mask, generation_config=greedy)
+    assert torch.equal(top1[:, ids.shape[1] :], naive_generate(model, ids, mask, 8))
+    with pytest.raises(ValueError, match="one beam"):
+        model.generate(input_ids=ids, attention_mask=mask, num_beams=2)
 
 
 def test_generation_stops_at_eos_and_pads():

@@ -44,10 +44,6 @@ from steering.model import SteeredModel
 
 log = logging.getLogger(__name__)
 
-# Methods whose intervention sits on prompt positions: their loglikelihood forward must know
-# where each request's context ends (a method of your own: set ``prompt_positions = True``).
-PROMPT_POSITION_METHODS = ("reft",)
-
 
 @register_model("steering")
 class SteeringLM(HFLM):
@@ -102,9 +98,9 @@ class SteeringLM(HFLM):
         from steering.methods import get_method
 
         method = get_method(self.loaded.method)
-        self.prompt_positions = getattr(
-            method, "prompt_positions", method.name in PROMPT_POSITION_METHODS
-        )
+        # an intervention on prompt positions (ReFT): the loglikelihood forward must know where
+        # each request's context ends (``Method.prompt_positions``)
+        self.prompt_positions = method.prompt_positions
         self._prompt_end: int | None = None  # the context's length in the current group
 
     # --- the calls that reach the model ------------------------------------------------------

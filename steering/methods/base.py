@@ -79,6 +79,9 @@ class Method:
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "tf32")
     # FSDP over a job's GPUs: a method whose save() takes the gathered ``state`` opts in
     shardable: ClassVar[bool] = False
+    # An intervention on the prompt's positions: a forward over prompt + completion must say
+    # where the prompt ends (labels from the completion on), as training does (lm-eval, GRPO)
+    prompt_positions: ClassVar[bool] = False
     # The memory plan's activations times this (steering/training/memory.py): methods that keep more
     # per token than the plan's basis (LoRA keeps each adapted projection's input and output)
     activation_factor: ClassVar[float] = 1.0

@@ -98,11 +98,14 @@ class Policy(nn.Module):
     model inside, with the hub and checkpointing hooks TRL calls made no-ops (the method saves
     its own checkpoint). ``model``'s trainable tensors are the policy's."""
 
-    def __init__(self, model: nn.Module, config, generation_config) -> None:
+    def __init__(
+        self, model: nn.Module, config, generation_config, prompt_positions: bool = False
+    ) -> None:
         super().__init__()
         self.model = model
         self.config = config
         self.generation_config = generation_config
+        self.prompt_positions = prompt_positions  # Method.prompt_positions
         self.is_gradient_checkpointing = False
 
     def forward(self, input_ids, attention_mask=None, **kwargs):
@@ -155,8 +158,14 @@ def _trainer_class():
             for start in range(0, input_ids.size(0), batch_size):
                 ids = input_ids[start : start + batch_size]  # (b, prompt + completion)
                 mask = attention_mask[start : start + batch_size]
+                extra = {}
+                if self.model.prompt_positions:  # the prompt ends where the completion starts
+                    labels = ids.masked_fill(mask == 0, -100)
+                    labels[:, :-logits_to_keep] = -100
+                    extra["labels"] = labels
                 with self.accelerator.autocast():
-                    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+                    logits = model(input_ids=ids, attention_mask=mask, use_cache=False, **extra)
+                    logits = logits.logits
                 # the logits that predict the completion tokens: (b, logits_to_keep, V)
                 logits = logits[:, :-1][:, -logits_to_keep:].float() / self.temperature
                 logps.append(selective_log_softmax(logits, ids[:, -logits_to_keep:]))
@@ -173,7 +182,15 @@ def _trainer_class():
 
 
 def build_trainer(
-    model, tokenizer, dataset, args, max_prompt_length: int, callbacks=(), rewards=OFFICIAL_REWARDS
+    model,
+    tokenizer,
+    dataset,
+    args,
+    max_prompt_length: int,
+    callbacks=(),
+    rewards=OFFICIAL_REWARDS,
+    prompt_positions: bool = False,
+    optimizers=(None, None),
 ):
     """The GRPO trainer of ``model`` (any method's) on ``dataset`` (columns ``prompt``: the
     rendered chat text, and the columns ``rewards`` read; the official: ``solution``)."""
@@ -181,12 +198,13 @@ def build_trainer(
     config = model.config
     generation_config = model.generation_config
     trainer = _trainer_class()(
-        model=Policy(model, config, generation_config),
+        model=Policy(model, config, generation_config, prompt_positions),
         reward_funcs=list(rewards),
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
         callbacks=list(callbacks),
+        optimizers=optimizers,
     )
     trainer.max_prompt_length = max_prompt_length
     return trainer
@@ -269,6 +287,8 @@ def train_grpo(s, g) -> dict[str, Any]:
             grpo_arguments(s, g, tmp, device),
             g.max_prompt_length,
             callbacks=[*extras.get("callbacks", []), FiniteGradients()],
+            prompt_positions=method.prompt_positions,
+            optimizers=extras.get("optimizers", (None, None)),
         )
         result = trainer.train()
     if not trainer.is_world_process_zero():

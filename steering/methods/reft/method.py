@@ -32,6 +32,7 @@ def reft_positions(name: str) -> tuple[int, int]:
 class Reft(Method):
     name = "reft"
     summary = "LoReFT on the last prompt token (or the first n and last n)"
+    prompt_positions = True
     settings = (
         Setting("rank", {"type": "integer", "minimum": 1}, 8, "LoReFT rank", "--reft-rank"),
         Setting("reft_first_n", {"type": "integer", "minimum": 0}, None, "first n prompt tokens"),
