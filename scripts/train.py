@@ -75,14 +75,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_logits_flag(p)
     add_checkpointing_flags(p)
     g = p.add_argument_group(
-        "GSM8K-GRPO (reinforcement learning with TRL's GRPO, PROTOCOL.md section 8)"
+        "GRPO (reinforcement learning with TRL's GRPO: GSM8K-GRPO, PROTOCOL.md section 8, or "
+        "--objective grpo on any task)"
+    )
+    g.add_argument(
+        "--objective",
+        choices=["sft", "grpo"],
+        default=None,
+        help="sft (supervised, the default) or grpo: the task's own prompts rewarded by its "
+        "parsers (GSM8K-GRPO is always grpo)",
     )
     g.add_argument("--num-generations", type=int, help="completions per prompt (default 6)")
     g.add_argument(
         "--max-prompt-length", type=int, help="prompt tokens kept, from the end (default 512)"
     )
     g.add_argument(
-        "--max-completion-length", type=int, help="new tokens per completion (default 1024)"
+        "--max-completion-length",
+        type=int,
+        help="new tokens per completion (default 1024; with --objective grpo the task's)",
     )
     g.add_argument("--system-prompt", help="the system turn (default: the official one)")
     g.add_argument("--max-steps", type=int, help="optimizer steps (default: the official 1500)")
@@ -95,17 +105,26 @@ GRPO_FLAGS += ("max_steps",)
 
 
 def grpo_settings(a: argparse.Namespace):
-    """The GRPO settings of a GSM8K-GRPO run (None for any other dataset, where a GRPO flag
-    is an error)."""
+    """The GRPO settings of a GRPO run (GSM8K-GRPO, or ``--objective grpo``); None for a
+    supervised one, where a GRPO flag is an error."""
     given = {k: getattr(a, k) for k in GRPO_FLAGS if getattr(a, k) is not None}
-    if a.dataset_name != "GSM8K-GRPO":
+    official = a.dataset_name == "GSM8K-GRPO"
+    if official and a.objective == "sft":
+        raise ValueError("GSM8K-GRPO trains with GRPO only; drop --objective sft")
+    if not official and a.objective != "grpo":
         if given:
             flag = "--" + next(iter(given)).replace("_", "-")
-            raise ValueError(f"{flag} applies to --dataset-name GSM8K-GRPO only")
+            raise ValueError(f"{flag} applies to GRPO only: --objective grpo or GSM8K-GRPO")
         return None
+    if not official and "system_prompt" in given:
+        raise ValueError("--system-prompt applies to GSM8K-GRPO only; a task keeps its prompts")
     import os
 
+    from steering.tasks import get_task
     from steering.training.grpo_settings import GRPOSettings
+
+    if not official:
+        given.setdefault("max_completion_length", get_task(a.dataset_name).max_new_tokens)
 
     g = GRPOSettings(**given)
     g.check(a.model_name, a.bs, int(os.environ.get("WORLD_SIZE", "1")))

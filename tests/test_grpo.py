@@ -240,7 +240,7 @@ def test_train_then_inference(workspace, tmp_path):
     gsm8k = get_task("GSM8K")
     data = tmp_path / "gsm8k"
     write_prepared(gsm8k, gsm8k.make_splits(gsm8k.synthetic(seed=0, scale=0.01)), data, {})
-    common = ["--dataset-name", "GSM8K-GRPO", "--data-dir", data, "--max-eval-samples", "2"]
+    common = ["--dataset-name", "GSM8K-GRPO", "--data-dir", data, "--max-eval-samples", "1"]
     done = train_py(
         "--model-name", workspace / "tiny", *common, "--bs", "2", "--num-generations", "2",
         "--max-completion-length", "6", "--max-steps", "2", "--max-train-samples", "4",
@@ -253,7 +253,7 @@ def test_train_then_inference(workspace, tmp_path):
     assert summary["grpo"]["num_generations"] == 2 and summary["grpo_config"]["beta"] == 0.0
     assert [r["step"] for r in summary["reward_history"]] == [1, 2]
     trained = (tmp_path / "run" / "test.json").read_text().splitlines()
-    assert len(trained) == 2
+    assert len(trained) == 1
     done = subprocess.run(
         [
             sys.executable, str(ROOT / "scripts/inference.py"), "--model-name",
@@ -267,3 +267,106 @@ def test_train_then_inference(workspace, tmp_path):
     assert (tmp_path / "eval" / "test.json").read_text().splitlines() == trained
     metrics = json.loads((tmp_path / "eval" / "test.metrics.json").read_text())
     assert metrics["max_new_tokens"] == 1024 and metrics["chat_template"] is True
+
+
+# --- every task under --objective grpo ---------------------------------------------------------
+def gold_rows(name: str) -> list[dict]:
+    """A task's real rows from data/ (ListOps: generated, it ships none)."""
+    from steering.tasks import TASKS
+
+    task = TASKS[name]
+    files = sorted((ROOT / "data" / name).glob("*.jsonl"))
+    rows = [json.loads(line) for f in files for line in f.open()]
+    rows = rows or list(task.synthetic(seed=0, scale=0.05)["train"])
+    return [r for r in rows if task.check_row(r) is None]
+
+
+@pytest.mark.parametrize(
+    "name", ["BoolQ", "Winogrande", "ListOps", "GSM8K", "ARC_Challenge", "AQuA"]
+)
+def test_every_gold_completion_earns_the_task_rewards(name):
+    """Gold completions: format 1.0 and strict accuracy 1.0 on every real row; the official
+    accuracy is the official parser's verdict, quirks included (GSM8K's long numbers)."""
+    from steering.tasks import TASKS
+    from steering.tasks.rewards import accuracy, accuracy_strict, format_of
+
+    task = TASKS[name]
+    rows = gold_rows(name)
+    gold = [(task.completion(r), task.label(r)) for r in rows]
+    assert {format_of(task, "", c, lab) for c, lab in gold} == {1.0}
+    assert {accuracy_strict(task, "", c, lab) for c, lab in gold} == {1.0}
+    assert [accuracy(task, "", c, lab) for c, lab in gold] == [
+        float(task.score(c, lab)) for c, lab in gold
+    ]
+
+
+@pytest.mark.parametrize(
+    "name, completion, label, fmt, acc",
+    [
+        ("BoolQ", "Answer: False.", "True", 1.0, 0.0),
+        ("BoolQ", "I think so", "True", 0.0, 0.0),
+        ("Winogrande", "Answer: Option2.", 1, 1.0, 0.0),
+        ("ListOps", "<answer>7</answer>", "3", 1.0, 0.0),
+        ("ListOps", "3", "3", 0.0, 0.0),
+        ("GSM8K", "so 12\nAnswer: 13", 12.0, 1.0, 0.0),
+        ("GSM8K", "it is 12", 12.0, 0.0, 1.0),  # no answer line: the last number counts
+        ("ARC_Challenge", "Answer: (B) a rock.", "A", 1.0, 0.0),
+        ("AQuA", "Answer: C.", "D", 1.0, 0.0),
+        ("AQuA", "", "D", 0.0, 0.0),
+    ],
+)
+def test_task_rewards_table(name, completion, label, fmt, acc):
+    from steering.tasks import TASKS
+    from steering.tasks.rewards import accuracy, format_of
+
+    task = TASKS[name]
+    assert format_of(task, "", completion, label) == fmt
+    assert accuracy(task, "", completion, label) == acc
+
+
+def test_the_task_rewards_in_trls_form():
+    from steering.tasks import TASKS
+    from steering.tasks.rewards import for_trl
+
+    funcs, weights = for_trl(TASKS["Winogrande"], {"accuracy": 3.0})
+    assert [f.__name__ for f in funcs] == ["format", "accuracy", "accuracy_strict"]
+    assert weights == [1.0, 3.0, 0.0]
+    out = [
+        f(prompts=["p", "p"], completions=["Answer: Option1.", "x"], label=["1", "1"])
+        for f in funcs
+    ]
+    assert out == [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]
+    with pytest.raises(ValueError, match="unknown reward"):
+        for_trl(TASKS["BoolQ"], {"fluency": 1.0})
+
+
+def test_grpo_on_a_task_of_its_own(workspace, tmp_path):
+    """--objective grpo on BoolQ: the task's prompts, its rewards logged per step, the
+    checkpoint evaluated like any other; its bad flags refused in one line."""
+    from steering.tasks.files import write_prepared
+
+    boolq = get_task("BoolQ")
+    data = tmp_path / "boolq"
+    write_prepared(boolq, boolq.make_splits(boolq.synthetic(seed=0, scale=0.02)), data, {})
+    done = train_py(
+        "--model-name", workspace / "tiny", "--dataset-name", "BoolQ", "--objective", "grpo",
+        "--data-dir", data, "--bs", "2", "--num-generations", "2", "--max-steps", "1",
+        "--max-train-samples", "4", "--do-eval", "--test-only", "--max-eval-samples", "2",
+        "--output-dir", "run", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert summary["objective"] == "grpo"
+    assert summary["rewards"] == ["format", "accuracy", "accuracy_strict"]
+    assert summary["grpo"]["max_completion_length"] == boolq.max_new_tokens
+    assert "rewards/accuracy_strict/mean" in summary["reward_history"][0]
+    assert len((tmp_path / "run" / "test.json").read_text().splitlines()) == 2
+    for flags, message in [
+        (["--objective", "grpo", "--system-prompt", "x"], "GSM8K-GRPO only"),
+        (["--dataset-name", "GSM8K-GRPO", "--objective", "sft"], "GRPO only"),
+    ]:
+        flags = flags if "--dataset-name" in flags else ["--dataset-name", "BoolQ", *flags]
+        bad = train_py(
+            "--model-name", workspace / "tiny", *flags, "--output-dir", "x", cwd=tmp_path
+        )
+        assert bad.returncode == 2 and message in bad.stderr and bad.stderr.count("\n") == 1

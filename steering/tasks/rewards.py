@@ -10,11 +10,18 @@ The official GSM8K-GRPO pair (PROTOCOL.md section 8), weighted 1.0 and 2.0:
   completion's first boxed or anchored LaTeX expression (none without an anchor); None when
   verification raises.
 
+Every task of ``TASKS`` gets rewards from its own parsers (``for_trl``): accuracy under the
+official parser (the paper's number) and the strict one, and a format reward where its
+training completion has a shape (``FORMATS``), so that GRPO trains any task. Each is a plain
+function over (task, prompt, completion, label).
+
 math_verify is imported on first use, so the tasks load without it.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 THINK_CLOSE = "\n</think>\n"
@@ -69,3 +76,63 @@ def accuracy_reward(
 
 OFFICIAL = (format_reward, accuracy_reward)
 OFFICIAL_WEIGHTS = (1.0, 2.0)
+
+
+# --- every task: rewards from its own parsers --------------------------------------------------
+# A completion's format, where the task's training completion has one (ours, not the official
+# code's: it trains these tasks by supervised fine-tuning only); searched anywhere in the text.
+FORMATS: dict[str, re.Pattern] = {
+    "BoolQ": re.compile(r"Answer: (?:True|False)\."),
+    "Winogrande": re.compile(r"Answer: Option[12]\."),
+    "ListOps": re.compile(r"<answer>\d</answer>"),
+    "GSM8K": re.compile(r"Answer: [-+]?[\d,]+(?:\.\d+)?"),
+    "ARC_Challenge": re.compile(r"Answer: \(\w\) "),
+    "AQuA": re.compile(r"Answer: [A-E]\."),
+}
+
+
+def accuracy(task, prompt: str, completion: str, label: Any) -> float:
+    """1.0 when the task's official parser scores ``completion`` correct for ``label``."""
+    return float(task.score(completion, label))
+
+
+def accuracy_strict(task, prompt: str, completion: str, label: Any) -> float:
+    """The same under the strict parser (the official one with its quirks fixed)."""
+    return float(task.score_strict(completion, label))
+
+
+def format_of(task, prompt: str, completion: str, label: Any) -> float | None:
+    """1.0 when ``completion`` has the shape of the task's training completion; None for a
+    task without a format."""
+    pattern = FORMATS.get(task.name)
+    return None if pattern is None else float(bool(pattern.search(completion)))
+
+
+TASK_REWARDS = {"format": format_of, "accuracy": accuracy, "accuracy_strict": accuracy_strict}
+# Weights as the official pair's (format 1, accuracy 2); the strict accuracy is logged only.
+TASK_WEIGHTS = {"format": 1.0, "accuracy": 2.0, "accuracy_strict": 0.0}
+
+
+def for_trl(task, weights: dict[str, float] | None = None):
+    """The task's rewards as TRL reward functions over a dataset with ``prompt`` and ``label``
+    (the label as JSON) columns, named for the log (``rewards/<name>/mean``), and their
+    weights; the format reward only where the task has one."""
+    weights = {**TASK_WEIGHTS, **(weights or {})}
+    unknown = set(weights) - set(TASK_REWARDS)
+    if unknown:
+        raise ValueError(f"unknown reward(s) {sorted(unknown)}; valid: {list(TASK_REWARDS)}")
+    funcs, out = [], []
+    for name, reward in TASK_REWARDS.items():
+        if name == "format" and task.name not in FORMATS:
+            continue
+
+        def trl_reward(prompts, completions, label, _reward=reward, **kwargs):
+            return [
+                _reward(task, p, c, json.loads(lab))
+                for p, c, lab in zip(prompts, completions, label, strict=True)
+            ]
+
+        trl_reward.__name__ = name
+        funcs.append(trl_reward)
+        out.append(weights[name])
+    return funcs, out

@@ -59,9 +59,10 @@ OFFICIAL: dict[str, Any] = {
 }
 
 
-def grpo_arguments(s, g, output_dir: str, device: torch.device):
-    """The run's ``GRPOConfig``: ``OFFICIAL`` plus the run's flags. bf16 autocast as the
-    official run on a GPU; on the CPU none (TRL refuses bf16 there)."""
+def grpo_arguments(s, g, output_dir: str, device: torch.device, reward_weights=None):
+    """The run's ``GRPOConfig``: ``OFFICIAL`` plus the run's flags (``reward_weights``: for
+    rewards other than the official pair). bf16 autocast as the official run on a GPU; on the
+    CPU none (TRL refuses bf16 there)."""
     import dataclasses
 
     from trl import GRPOConfig
@@ -69,6 +70,8 @@ def grpo_arguments(s, g, output_dir: str, device: torch.device):
     from steering.training.trainer import one_device_per_process
 
     official = dict(OFFICIAL)
+    if reward_weights is not None:
+        official["reward_weights"] = list(reward_weights)
     if "activation_checkpointing" in {f.name for f in dataclasses.fields(GRPOConfig)}:
         # transformers >= 5.2x's name; the old one stays a mirror of it
         official["activation_checkpointing"] = official.pop("gradient_checkpointing")
@@ -128,6 +131,8 @@ def _trainer_class():
         def _tokenize_prompts(self, prompts: list):
             if not isinstance(prompts[0], str):
                 return super()._tokenize_prompts(prompts)
+            if self.encode is not None:  # a task's prompts, cut from the left like the official
+                return [self.encode(p)[-self.max_prompt_length :] for p in prompts], None, {}
             tok = self.processing_class
             side = tok.truncation_side
             tok.truncation_side = "left"  # keep the end of a prompt: the generation prompt
@@ -191,6 +196,7 @@ def build_trainer(
     rewards=OFFICIAL_REWARDS,
     prompt_positions: bool = False,
     optimizers=(None, None),
+    encode=None,
 ):
     """The GRPO trainer of ``model`` (any method's) on ``dataset`` (columns ``prompt``: the
     rendered chat text, and the columns ``rewards`` read; the official: ``solution``)."""
@@ -207,12 +213,15 @@ def build_trainer(
         optimizers=optimizers,
     )
     trainer.max_prompt_length = max_prompt_length
+    trainer.encode = encode  # text -> ids for a task's own prompts; None: the official way
     return trainer
 
 
 def train_grpo(s, g) -> dict[str, Any]:
-    """One GRPO run of ``s.method`` on GSM8K-GRPO (``s``: ``TrainSettings``, ``g``:
-    ``GRPOSettings``); returns a summary with the paths it wrote, as ``train`` does."""
+    """One GRPO run of ``s.method`` (``s``: ``TrainSettings``, ``g``: ``GRPOSettings``): on
+    GSM8K-GRPO the official path; on any other task its own prompts (tokenized as evaluation
+    tokenizes them) and the rewards of its parsers (``steering.tasks.rewards.for_trl``).
+    Returns a summary with the paths it wrote, as ``train`` does."""
     import dataclasses
     import json
     import math
@@ -221,21 +230,30 @@ def train_grpo(s, g) -> dict[str, Any]:
     from datasets import Dataset
     from transformers import set_seed
 
-    from steering.data import chat_text
-    from steering.loading.loader import load_base_model, load_tokenizer, pick_device
+    from steering.architectures import uses_chat_template
+    from steering.data import chat_text, encode_prompt
+    from steering.loading.loader import (
+        load_base_model,
+        load_model_type,
+        load_tokenizer,
+        pick_device,
+    )
     from steering.methods import get_method
     from steering.runtime import gpu_lease, storage
     from steering.runtime.precision import apply as apply_precision
+    from steering.tasks import get_task
     from steering.tasks.gsm8k_grpo import GSM8KGRPO
+    from steering.tasks.rewards import for_trl
     from steering.training.run import output_dirs, save_outputs
     from steering.training.trainer import FiniteGradients, check_trainer_device
 
-    task = GSM8KGRPO(g.system_prompt)
+    official = s.dataset_name == "GSM8K-GRPO"
+    task = GSM8KGRPO(g.system_prompt) if official else get_task(s.dataset_name)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     main = int(os.environ.get("RANK", "0")) == 0
     g.check(s.model_name, s.bs, world)
     if s.sharding != "none":
-        raise ValueError("--sharding fsdp is not supported with GSM8K-GRPO; drop --sharding")
+        raise ValueError("--sharding fsdp is not supported with GRPO; drop --sharding")
     for d in output_dirs(s):
         storage.probe(d)
     splits = task.load(data_dir=s.data_dir)
@@ -250,17 +268,30 @@ def train_grpo(s, g) -> dict[str, Any]:
             f"{g.num_generations}): GRPO would take no step; use more rows or a smaller --bs"
         )
     tokenizer = load_tokenizer(s.model_name)
-    if tokenizer.chat_template is None:
-        raise ValueError(
-            f"{s.model_name}'s tokenizer has no chat template; GSM8K-GRPO asks every model "
-            "as a chat (PROTOCOL.md section 8): use an instruct model"
-        )
-    dataset = Dataset.from_dict(
-        {
+    if official:
+        if tokenizer.chat_template is None:
+            raise ValueError(
+                f"{s.model_name}'s tokenizer has no chat template; GSM8K-GRPO asks every model "
+                "as a chat (PROTOCOL.md section 8): use an instruct model"
+            )
+        chat, encode = True, None  # the official tokenization (Trainer._tokenize_prompts)
+        columns = {
             "prompt": [chat_text(tokenizer, task.prompt(r), system=g.system_prompt) for r in rows],
             "solution": [task.solution(r) for r in rows],
         }
-    )
+        rewards, weights = OFFICIAL_REWARDS, list(OFFICIAL_WEIGHTS)
+    else:  # the task's prompts as evaluation feeds them; the label as JSON (any type)
+        chat = uses_chat_template(load_model_type(s.model_name) or "")
+
+        def encode(text: str) -> list[int]:
+            return encode_prompt(tokenizer, text, chat, s.single_bos)
+
+        columns = {
+            "prompt": [task.prompt(r) for r in rows],
+            "label": [json.dumps(task.label(r)) for r in rows],
+        }
+        rewards, weights = for_trl(task)
+    dataset = Dataset.from_dict(columns)
     device = pick_device(s.device)
     check_trainer_device(device, world)
     if main:
@@ -274,19 +305,25 @@ def train_grpo(s, g) -> dict[str, Any]:
     share = n_trainable / method.base_parameters(model)
     if main:
         print(f"trainable params: {n_trainable:,} || trainable: {100 * share:.4f}%", flush=True)
-    cut = sum(
-        len(tokenizer(p, add_special_tokens=False).input_ids) > g.max_prompt_length
-        for p in dataset["prompt"]
-    )
+    encoded = encode or (lambda p: tokenizer(p, add_special_tokens=False).input_ids)
+    cut = sum(len(encoded(p)) > g.max_prompt_length for p in dataset["prompt"])
+    if cut and main:
+        print(
+            f"note: {cut} prompt(s) longer than --max-prompt-length {g.max_prompt_length} "
+            "lose their start",
+            flush=True,
+        )
     extras = method.trainer_extras(model, s)
     with tempfile.TemporaryDirectory(prefix="steering-grpo-") as tmp:
         trainer = build_trainer(
             model,
             tokenizer,
             dataset,
-            grpo_arguments(s, g, tmp, device),
+            grpo_arguments(s, g, tmp, device, weights),
             g.max_prompt_length,
             callbacks=[*extras.get("callbacks", []), FiniteGradients()],
+            rewards=rewards,
+            encode=encode,
             prompt_positions=method.prompt_positions,
             optimizers=extras.get("optimizers", (None, None)),
         )
@@ -294,7 +331,7 @@ def train_grpo(s, g) -> dict[str, Any]:
     if not trainer.is_world_process_zero():
         return {"main_process": False, "optimizer_steps": trainer.state.global_step}
     history = trainer.state.log_history
-    rewards = [
+    reward_log = [
         {k: h[k] for k in h if k == "step" or k.startswith(("reward", "rewards/"))}
         for h in history
         if "reward" in h
@@ -303,7 +340,9 @@ def train_grpo(s, g) -> dict[str, Any]:
         "settings": s.to_dict(),
         "objective": "grpo",
         "grpo": dataclasses.asdict(g),
-        "grpo_config": dict(OFFICIAL),
+        "grpo_config": {**OFFICIAL, "reward_weights": weights},
+        "rewards": [f.__name__ for f in rewards],
+        "data": {"chat_template": chat, "single_bos": s.single_bos},
         "variant": s.variant(),
         "method": s.method,
         "trainable_parameters": n_trainable,
@@ -313,7 +352,7 @@ def train_grpo(s, g) -> dict[str, Any]:
         "optimizer_steps": trainer.state.global_step,
         "train_loss": result.training_loss if math.isfinite(result.training_loss) else None,
         "loss_history": [(h["step"], h["loss"]) for h in history if "loss" in h],
-        "reward_history": rewards,
+        "reward_history": reward_log,
         "resumed_from_step": None,
         "train_runtime_s": result.metrics.get("train_runtime"),
         "checkpoint": str(s.checkpoint_dir()),
@@ -333,6 +372,8 @@ def train_grpo(s, g) -> dict[str, Any]:
             splits,
             {n: s.eval_dir() / f"{n}.json" for n in names},
             provenance(s.to_dict(), task, s.seed),
+            chat=chat,
+            single_bos=s.single_bos,
             batch_size=s.eval_batch_size,
             max_samples=s.max_eval_samples,
             progress=s.progress,
