@@ -12,6 +12,8 @@ from steering.pipeline import grid_config, jobs, placement
 from steering.pipeline.grid_config import GridConfigError
 from steering.tasks import TASKS
 
+ROOT = Path(__file__).resolve().parent.parent
+
 CONFIG = {
     "models": {
         "m": {"tiny": {"arch": "llama", "hidden_size": 32}},
@@ -389,3 +391,31 @@ def test_a_placement_that_would_change_what_is_trained_is_refused(entry, problem
     config["variants"]["full"] = {"method": "full"}
     config["models"]["hub"]["variants"] = entry
     assert [p for p in grid_config.problems(config) if problem in p], grid_config.problems(config)
+
+
+def test_a_grpo_variant_trains_with_its_objective_and_settings(monkeypatch):
+    """``objective: grpo`` and its ``grpo`` block become train.py's GRPO flags (checked by its
+    own parser); the supervised variants' arguments do not change; joint, whose script has no
+    GRPO path, is refused by the config check."""
+    import importlib.util
+
+    config = json.loads(json.dumps(CONFIG))
+    config["variants"]["rl"] = {"objective": "grpo", "grpo": {"num_generations": 4, "max_steps": 9}}
+    grid = jobs.grid(filled(config))
+    before = jobs.grid(filled(CONFIG))
+    assert jobs.train_args(grid, "m", "BoolQ", "silu", 0) == jobs.train_args(
+        before, "m", "BoolQ", "silu", 0
+    )
+    rl = shlex.split(jobs.train_args(grid, "m", "BoolQ", "rl", 0))
+    assert rl[rl.index("--objective") :][:6] == [
+        "--objective", "grpo", "--num-generations", "4", "--max-steps", "9"
+    ]  # fmt: skip
+    spec = importlib.util.spec_from_file_location("s_rl", ROOT / "scripts/train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    a = module.parse_args(rl)
+    assert (a.objective, a.num_generations, a.max_steps) == ("grpo", 4, 9)
+    joint = json.loads(json.dumps(CONFIG))
+    joint["variants"]["j"] = {"method": "joint", "objective": "grpo"}
+    with pytest.raises(GridConfigError, match="objective"):
+        grid_config.check(filled(joint), joint)

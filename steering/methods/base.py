@@ -44,6 +44,9 @@ TRAINING = (
     "length_grouping",
     "logits",
 )
+# The objective and its settings (scripts/train.py's --objective and GRPO flags): keys of every
+# method scripts/train.py trains (train_joint.py has no GRPO path).
+OBJECTIVE = ("objective", "grpo")
 METHOD_FILE = "method.json"
 WEIGHTS_FILE = "method.safetensors"
 
@@ -89,7 +92,8 @@ class Method:
     # --- the config (no torch) ---------------------------------------------------------------
     def keys(self, raw: dict[str, Any]) -> tuple[str, ...]:
         """The variant keys this method reads for the variant ``raw`` (as written)."""
-        return tuple(s.key for s in self.settings) + (TRAINING if self.trains else ())
+        rl = OBJECTIVE if self.trains and self.script == "scripts/train.py" else ()
+        return tuple(s.key for s in self.settings) + (TRAINING + rl if self.trains else ())
 
     def config_problems(self, where: str, raw: dict[str, Any]) -> list[str]:
         """Combinations of this method's keys it cannot run (``where`` names the variant)."""

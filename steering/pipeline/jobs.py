@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from steering.methods import DEFAULT, get_method
-from steering.methods.base import TRAINING
+from steering.methods.base import OBJECTIVE, TRAINING
 from steering.pipeline import placement, sweep
 
 RESULTS = "results"
@@ -169,6 +169,7 @@ def run_settings(config: dict, dataset: str, variant: str) -> dict[str, Any]:
 # (``methods.base.TRAINING``) and the run's own.
 TRAINING_KEYS = (
     *TRAINING,
+    *OBJECTIVE,
     "dtype",
     "eval_batch_size",
     "max_train_samples",
@@ -238,6 +239,10 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
         args.append("--length-grouping")
     if s.get("logits", "supervised") != "supervised":  # the default's runs keep their params
         args += ["--logits", s["logits"]]
+    if s.get("objective", "sft") == "grpo":  # only when asked: supervised runs keep their params
+        args += ["--objective", "grpo"]
+        for key, value in (s.get("grpo") or {}).items():
+            args += [f"--{key.replace('_', '-')}", str(value)]
     # Interrupted jobs resume from here: not an output, so Snakemake keeps it after a failure.
     args += ["--resume-dir", f"{run}/resume", "--save-steps", str(s.get("save_steps", 100))]
     method = method_of(config, variant)
