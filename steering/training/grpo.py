@@ -244,7 +244,7 @@ def train_grpo(s, g) -> dict[str, Any]:
     from steering.tasks import get_task
     from steering.tasks.gsm8k_grpo import GSM8KGRPO
     from steering.tasks.rewards import for_trl
-    from steering.training.run import output_dirs, save_outputs
+    from steering.training.run import evaluate_trained, output_dirs, save_outputs
     from steering.training.trainer import FiniteGradients, check_trainer_device
 
     official = s.dataset_name == "GSM8K-GRPO"
@@ -362,22 +362,5 @@ def train_grpo(s, g) -> dict[str, Any]:
     log = "".join(json.dumps(h) + "\n" for h in history)
     save_outputs(method, model, s, summary, log)
     if s.do_eval:
-        from steering.evaluation.evaluator import evaluate_splits, provenance
-
-        names = ["test"] if s.test_only else ["validation", "test"]
-        for r in evaluate_splits(
-            model,
-            tokenizer,
-            task,
-            splits,
-            {n: s.eval_dir() / f"{n}.json" for n in names},
-            provenance(s.to_dict(), task, s.seed),
-            chat=chat,
-            single_bos=s.single_bos,
-            batch_size=s.eval_batch_size,
-            max_samples=s.max_eval_samples,
-            progress=s.progress,
-        ):
-            summary[f"{r['split']}_accuracy"] = r["accuracy"]
-            print(f"{task.name} {r['split']}: accuracy {r['accuracy']:.4f} (n={r['n']})")
+        evaluate_trained(model, tokenizer, task, splits, s, chat, summary)
     return summary

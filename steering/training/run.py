@@ -163,7 +163,7 @@ class TrainSettings:
 def train(s: TrainSettings) -> dict[str, Any]:
     """Run one training job; returns a summary with the paths it wrote."""
     task = get_task(s.dataset_name)
-    ckpt_dir, eval_dir = s.checkpoint_dir(), s.eval_dir()
+    ckpt_dir = s.checkpoint_dir()
     for d in output_dirs(s):  # a read-only or full target stops the run before any work
         storage.probe(d)
     splits = task.load(data_dir=s.data_dir)  # data problems surface before the model loads
@@ -268,29 +268,33 @@ def train(s: TrainSettings) -> dict[str, Any]:
     save_outputs(method, model, s, summary, log, state)
     resume.finish(resume_dir, s.keep_checkpoints)
     if s.do_eval:
-        from steering.evaluation.evaluator import evaluate_splits, provenance
-
         if trainer.is_fsdp_enabled:
             model = _unsharded(method, trainer, s, device)
-        names = ["test"] if s.test_only else ["validation", "test"]
-        for r in evaluate_splits(
-            model,
-            tokenizer,
-            task,
-            splits,
-            {n: eval_dir / f"{n}.json" for n in names},
-            provenance(s.to_dict(), task, s.seed),
-            chat=chat,
-            single_bos=s.single_bos,
-            batch_size=s.eval_batch_size,
-            max_samples=s.max_eval_samples,
-            progress=s.progress,
-        ):
-            summary[f"{r['split']}_accuracy"] = r["accuracy"]
-            print(
-                f"{task.name} {r['split']}: accuracy {r['accuracy']:.4f} (n={r['n']})", flush=True
-            )
+        evaluate_trained(model, tokenizer, task, splits, s, chat, summary)
     return summary
+
+
+def evaluate_trained(model, tokenizer, task, splits, s: TrainSettings, chat: bool, summary):
+    """``--do-eval``: validation (unless ``--test-only``) and test of the trained model, into
+    ``s.eval_dir()``; each split's accuracy added to ``summary`` and printed."""
+    from steering.evaluation.evaluator import evaluate_splits, provenance
+
+    names = ["test"] if s.test_only else ["validation", "test"]
+    for r in evaluate_splits(
+        model,
+        tokenizer,
+        task,
+        splits,
+        {n: s.eval_dir() / f"{n}.json" for n in names},
+        provenance(s.to_dict(), task, s.seed),
+        chat=chat,
+        single_bos=s.single_bos,
+        batch_size=s.eval_batch_size,
+        max_samples=s.max_eval_samples,
+        progress=s.progress,
+    ):
+        summary[f"{r['split']}_accuracy"] = r["accuracy"]
+        print(f"{task.name} {r['split']}: accuracy {r['accuracy']:.4f} (n={r['n']})", flush=True)
 
 
 def _unsharded(method, trainer, s: TrainSettings, device):
