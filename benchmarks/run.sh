@@ -39,6 +39,7 @@ cpu)
   OMP_NUM_THREADS=1 on_real logits_step.py --arc-dir "$ARC_DIR" --device cpu --shapes smollm2 \
     --repeats 3
   on_real method_throughput.py --arc-dir "$ARC_DIR" --device cpu
+  on_real grpo_step.py --arc-dir "$ARC_DIR" --device cpu
   on_real batch_order.py --data-dir "$ARC_DIR" --rows 64 --repeats 2 --device cpu
   on_real fixed_cost.py --data-dir "$ARC_DIR" --rows 16 --repeats 2 --device cpu
   ;;
@@ -57,6 +58,7 @@ gpu)
   on_real logits_step.py --arc-dir "$ARC_DIR" --device cuda --dtype bfloat16 \
     --shapes llama-3.2-1b smollm2
   on_real method_throughput.py --arc-dir "$ARC_DIR" --device cuda --batch 8 --eval-rows 64
+  on_real grpo_step.py --arc-dir "$ARC_DIR" --device cuda --max-completion-length 256
   on_real fixed_cost.py --data-dir "$ARC_DIR" --rows 16 --repeats 2 --device cuda
   ;;
 *)

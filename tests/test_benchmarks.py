@@ -222,3 +222,15 @@ def test_method_throughput(tmp_path):
         assert 3 * r["eval_steps"] >= r["eval_new_tokens"]  # 3 rows
         assert r["eval_batch_tokens_per_s"] >= r["eval_new_tokens_per_s"] - 0.1  # rounding
         assert len(r["train_times_s"]) == len(r["eval_times_s"]) == 1  # the warm-up round dropped
+
+
+def test_grpo_step(tmp_path):
+    """Each method's GRPO steps, split into rollouts, rewards and the rest."""
+    args = [*stand_in_for_smollm2(tmp_path), "--bs", "2", "--num-generations", "2"]
+    args += ["--max-completion-length", "4", "--steps", "2", "--rows", "8"]
+    rows = bench("grpo_step", tmp_path, *args)["rows"]
+    assert [r["method"] for r in rows] == ["steering", "lora"]
+    for r in rows:
+        assert r["step_s"] > r["rollout_s"] > 0 and r["rewards_s"] > 0 and r["steps_timed"] == 1
+        assert 0 < r["rollout_share"] < 1 and r["rollout_tokens_per_s"] > 0
+        assert 0 < r["completion_tokens_per_step"] <= 2 * 4 * 4  # bs x 4 completions, 4 tokens
