@@ -48,6 +48,12 @@ rule aggregate:
             caption="../report/accuracy_vs_share.rst",
             category="Plots",
         ),
+        rewards=report(
+            "results/tables/rewards.csv", caption="../report/rewards.rst", category="Tables"
+        ),
+        reward_plot=report(
+            "results/plots/rewards.png", caption="../report/rewards_plot.rst", category="Plots"
+        ),
         sweep_plots=report(
             expand("results/plots/sweep_{dataset}.png", dataset=config["datasets"]),
             caption="../report/sweep_plot.rst",

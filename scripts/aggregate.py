@@ -8,11 +8,12 @@ For each (model, dataset, variant) the sweep point with the best mean validation
 over seeds is selected (selection.csv/.md); the summaries show its test (and validation)
 accuracy under the official parser (summary_<split>.*, with the paper's numbers) and the
 strict one (summary_<split>_strict.*); sweep_<split>.csv and the long table keep every
-point, plots/sweep_<dataset>.png draws the curves. Runs missing from the grid the files
-imply (a seed of one cell, a point or a variant of one model) are listed on stderr and in
-``missing.csv`` (header only when none), or with --require-complete stop the aggregation
-before anything is written; a point that lacks validation for a seed is named and left out
-of the selection.
+point, plots/sweep_<dataset>.png draws the curves. Runs trained with GRPO are marked in the
+summaries; their reward per step goes to rewards.csv and plots/rewards.png. Runs missing from
+the grid the files imply (a seed of one cell, a point or a variant of one model) are listed on
+stderr and in ``missing.csv`` (header only when none), or with --require-complete stop the
+aggregation before anything is written; a point that lacks validation for a seed is named
+and left out of the selection.
 """
 
 import argparse
@@ -82,7 +83,9 @@ def main() -> None:
             write_text(out / f"{name}.tex", results.to_latex(summary))
         sweep = selection.sweep_table(df, split, chosen.table)
         write_text(out / f"sweep_{split}.csv", sweep.to_csv(index=False))
+    write_text(out / "rewards.csv", results.reward_curves(a.metrics).to_csv(index=False))
     figures = Path(a.plots_dir)
+    plots.plot_rewards(results.reward_curves(a.metrics), figures / "rewards.png")
     plots.plot_accuracy_by_variant(best, figures / "accuracy_by_variant.png", a.plot_split)
     plots.plot_accuracy_vs_share(best, figures / "accuracy_vs_share.png", a.plot_split)
     for dataset in sorted(df["dataset"].unique()):
@@ -91,7 +94,7 @@ def main() -> None:
     swept = chosen.table[chosen.table["points"] > 1]
     print(
         f"{len(df)} rows from {n_runs} runs -> {out}/long.csv, selection.*, summary_<split>.*, "
-        f"summary_<split>_strict.*, sweep_<split>.csv, {figures}/*.png"
+        f"summary_<split>_strict.*, sweep_<split>.csv, rewards.csv, {figures}/*.png"
     )
     for r in swept.itertuples():
         print(

@@ -96,12 +96,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     g.add_argument("--system-prompt", help="the system turn (default: the official one)")
     g.add_argument("--max-steps", type=int, help="optimizer steps (default: the official 1500)")
+    g.add_argument(
+        "--reward-weights",
+        nargs="+",
+        metavar="NAME=W",
+        help="reward weights over the defaults (GSM8K-GRPO: format=1 accuracy=2; a task: "
+        "format=1 accuracy=2 accuracy_strict=0, format where the task has one)",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
     return p.parse_args(argv)
 
 
 GRPO_FLAGS = ("num_generations", "max_prompt_length", "max_completion_length", "system_prompt")
-GRPO_FLAGS += ("max_steps",)
+GRPO_FLAGS += ("max_steps", "reward_weights")
 
 
 def grpo_settings(a: argparse.Namespace):
@@ -121,13 +128,14 @@ def grpo_settings(a: argparse.Namespace):
     import os
 
     from steering.tasks import get_task
-    from steering.training.grpo_settings import GRPOSettings
+    from steering.training.grpo_settings import GRPOSettings, parse_weights
 
     if not official:
         given.setdefault("max_completion_length", get_task(a.dataset_name).max_new_tokens)
-
+    if "reward_weights" in given:
+        given["reward_weights"] = parse_weights(given["reward_weights"])
     g = GRPOSettings(**given)
-    g.check(a.model_name, a.bs, int(os.environ.get("WORLD_SIZE", "1")))
+    g.check(a.model_name, a.bs, int(os.environ.get("WORLD_SIZE", "1")), a.dataset_name)
     return g
 
 

@@ -138,6 +138,11 @@ def train_py(*args, cwd):
             "holds",
         ),
         (["--dataset-name", "GSM8K-GRPO", "--num-generations", "1"], ">= 2"),
+        (
+            ["--dataset-name", "BoolQ", "--objective", "grpo", "--num-generations", "4"]
+            + ["--reward-weights", "bogus=1"],
+            "no reward bogus on BoolQ; its rewards: format, accuracy, accuracy_strict",
+        ),
     ],
 )
 def test_bad_grpo_input_is_one_line_before_any_model_loads(workspace, tmp_path, flags, message):
@@ -146,6 +151,35 @@ def test_bad_grpo_input_is_one_line_before_any_model_loads(workspace, tmp_path, 
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "dataset, items, message",
+    [
+        ("BoolQ", ["accuracy"], "expected NAME=WEIGHT"),
+        ("BoolQ", ["accuracy=x"], "expected NAME=WEIGHT"),
+        ("BoolQ", ["=1"], "expected NAME=WEIGHT"),
+        ("BoolQ", ["accuracy=-1"], "must be >= 0"),
+        ("BoolQ", ["format=0", "accuracy=0"], "every weight is 0"),
+        ("GSM8K-GRPO", ["accuracy_strict=1"], "its rewards: format, accuracy"),
+    ],
+)
+def test_bad_reward_weights(dataset, items, message):
+    from steering.training.grpo_settings import GRPOSettings, check_rewards, parse_weights
+
+    with pytest.raises(ValueError, match=message):
+        check_rewards(dataset, GRPOSettings(reward_weights=parse_weights(items)).weights)
+
+
+def test_reward_weights_over_the_defaults():
+    from steering.tasks.rewards import for_trl
+    from steering.training.grpo_settings import parse_weights, reward_names
+
+    assert reward_names("GSM8K-GRPO") == {"format": 1.0, "accuracy": 2.0}
+    weights = dict(parse_weights(["format=0", "accuracy_strict=0.5"]))
+    funcs, w = for_trl(get_task("BoolQ"), weights)
+    assert [f.__name__ for f in funcs] == ["format", "accuracy", "accuracy_strict"]
+    assert w == [0.0, 2.0, 0.5]
 
 
 METHODS = {  # name -> (method, its options, the steering config)
@@ -352,11 +386,16 @@ def test_grpo_on_a_task_of_its_own(workspace, tmp_path):
         "--model-name", workspace / "tiny", "--dataset-name", "BoolQ", "--objective", "grpo",
         "--data-dir", data, "--bs", "2", "--num-generations", "2", "--max-steps", "1",
         "--max-train-samples", "4", "--do-eval", "--test-only", "--max-eval-samples", "2",
-        "--output-dir", "run", cwd=tmp_path,
+        "--reward-weights", "format=0.5", "--output-dir", "run", cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "training.json").read_text())
-    assert summary["objective"] == "grpo"
+    assert summary["objective"] == "grpo" and summary["batch_order"] == "official"
+    assert summary["grpo_config"]["reward_weights"] == [0.5, 2.0, 0.0]
+    # the per-step log: each reward's mean, completion lengths, the clipped ratio
+    logged = json.loads((tmp_path / "run" / "train_log.jsonl").read_text().splitlines()[0])
+    for key in ("rewards/format/mean", "completions/mean_length", "clip_ratio/region_mean"):
+        assert key in logged, sorted(logged)
     assert summary["rewards"] == ["format", "accuracy", "accuracy_strict"]
     assert summary["grpo"]["max_completion_length"] == boolq.max_new_tokens
     assert "rewards/accuracy_strict/mean" in summary["reward_history"][0]

@@ -35,7 +35,8 @@ def finished(tmp_path_factory):
 def test_end_to_end_tables_match_the_run_metrics(finished):
     work = finished
     long = pd.read_csv(work / "results/tables/long.csv", keep_default_na=False)
-    assert len(long) == 2 * 4 * 2  # datasets x (base, silu at 2 rates, joint) x splits, one seed
+    # datasets x (base, silu at 2 rates, joint, rl) x splits, one seed
+    assert len(long) == 2 * 5 * 2
     assert set(long.columns) >= {
         "model",
         "dataset",
@@ -67,7 +68,7 @@ def test_end_to_end_tables_match_the_run_metrics(finished):
         if row.variant != "base":
             training = json.loads((run / "checkpoint/training.json").read_text())
             assert row.trainable_parameters == training["trainable_parameters"]
-            if row.variant == "silu":
+            if row.variant in ("silu", "rl"):
                 assert row.trainable_parameters == 2 * 8 * 32 * 2
             else:  # joint: LoRA r=2 on the seven projections (hidden 32, MLP 64, KV 16) + adapters
                 lora = 2 * ((32 + 32) + (32 + 16) * 2 + (32 + 32) + (32 + 64) * 3) * 2
@@ -86,7 +87,7 @@ def test_end_to_end_tables_match_the_run_metrics(finished):
     chosen = pd.read_csv(work / "results/tables/selection.csv", keep_default_na=False)
     chosen = chosen.set_index(["variant", "dataset"])
     test = long[long.split == "test"].set_index(["variant", "dataset", "point"])
-    for variant in ("base", "silu", "joint"):
+    for variant in ("base", "silu", "joint", "rl"):
         for dataset in ("BoolQ", "ListOps"):
             point = chosen.loc[(variant, dataset), "point"]
             assert summary.loc[variant, dataset] == pytest.approx(
@@ -97,14 +98,26 @@ def test_end_to_end_tables_match_the_run_metrics(finished):
     assert md.startswith("| model | variant | params % | BoolQ | BoolQ (paper) | ListOps |")
     assert "\\begin{tabular}" in (work / "results/tables/summary_validation.tex").read_text()
     strict = pd.read_csv(work / "results/tables/summary_test_strict.csv").set_index("variant")
-    for variant in ("base", "silu", "joint"):
+    for variant in ("base", "silu", "joint", "rl"):
         for dataset in ("BoolQ", "ListOps"):
             point = chosen.loc[(variant, dataset), "point"]
             assert strict.loc[variant, dataset] == pytest.approx(
                 100 * test.loc[(variant, dataset, point), "accuracy_strict"]
             )
     assert "BoolQ paper" not in strict.columns or strict["BoolQ paper"].isna().all()
-    for png in ("accuracy_by_variant.png", "accuracy_vs_share.png", "sweep_BoolQ.png"):
+    # the GRPO variant: trained by GRPO for its 2 steps, marked, its reward curve kept
+    assert set(long[long.variant == "rl"].objective) == {"grpo"}
+    assert set(long[long.variant == "silu"].objective) == {"sft"}
+    assert "| tiny | rl (GRPO) |" in md and "| tiny | silu " in md
+    rewards = pd.read_csv(work / "results/tables/rewards.csv")
+    assert set(rewards.variant) == {"rl"} and set(rewards.dataset) == {"BoolQ", "ListOps"}
+    assert sorted(rewards[rewards.dataset == "BoolQ"].step) == [1, 2]
+    for png in (
+        "accuracy_by_variant.png",
+        "accuracy_vs_share.png",
+        "sweep_BoolQ.png",
+        "rewards.png",
+    ):
         assert (work / "results/plots" / png).read_bytes()[:4] == b"\x89PNG"
     for rule in ("prepare_data", "make_tiny_model", "train", "evaluate"):
         assert any((work / "results/logs" / rule).rglob("*.log")), rule
@@ -132,7 +145,7 @@ def test_rerun_does_nothing_and_a_new_variant_schedules_only_its_jobs(finished):
     (work / "edited.yaml").write_text(yaml.safe_dump(config))
     dry = snakemake(work, "--configfile", "edited.yaml", "-n")
     assert dry.returncode == 0, dry.stderr[-2000:]
-    assert job_counts(dry.stdout) == runs_redone(3)  # silu at 2 rates, joint
+    assert job_counts(dry.stdout) == runs_redone(4)  # silu at 2 rates, joint, rl
     assert (
         "dataset=ListOps, variant=silu@lr=0.02" in dry.stdout and "dataset=BoolQ" not in dry.stdout
     )
@@ -146,6 +159,7 @@ def test_report_is_self_contained_html(finished):
     assert proc.returncode == 0, proc.stderr[-2000:]
     html = (finished / "results/report.html").read_text()
     assert "accuracy_by_variant.png" in html and "summary_test.md" in html
+    assert "rewards.png" in html and "rewards.csv" in html
     assert "sweep_BoolQ.png" in html and "selection.csv" in html
     # it opens with what ran (report/workflow.rst, rendered from the config) and how to read it
     assert "Post-block low-rank steering: a reproduction run" in html

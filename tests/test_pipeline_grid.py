@@ -400,21 +400,27 @@ def test_a_grpo_variant_trains_with_its_objective_and_settings(monkeypatch):
     import importlib.util
 
     config = json.loads(json.dumps(CONFIG))
-    config["variants"]["rl"] = {"objective": "grpo", "grpo": {"num_generations": 4, "max_steps": 9}}
+    weights = {"format": 0.5, "accuracy": 1}
+    config["variants"]["rl"] = {
+        "objective": "grpo",
+        "grpo": {"num_generations": 4, "max_steps": 9, "reward_weights": weights},
+    }
     grid = jobs.grid(filled(config))
     before = jobs.grid(filled(CONFIG))
     assert jobs.train_args(grid, "m", "BoolQ", "silu", 0) == jobs.train_args(
         before, "m", "BoolQ", "silu", 0
     )
     rl = shlex.split(jobs.train_args(grid, "m", "BoolQ", "rl", 0))
-    assert rl[rl.index("--objective") :][:6] == [
-        "--objective", "grpo", "--num-generations", "4", "--max-steps", "9"
+    assert rl[rl.index("--objective") :][:9] == [
+        "--objective", "grpo", "--num-generations", "4", "--max-steps", "9",
+        "--reward-weights", "format=0.5", "accuracy=1",
     ]  # fmt: skip
     spec = importlib.util.spec_from_file_location("s_rl", ROOT / "scripts/train.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     a = module.parse_args(rl)
     assert (a.objective, a.num_generations, a.max_steps) == ("grpo", 4, 9)
+    assert a.reward_weights == ["format=0.5", "accuracy=1"]
     joint = json.loads(json.dumps(CONFIG))
     joint["variants"]["j"] = {"method": "joint", "objective": "grpo"}
     with pytest.raises(GridConfigError, match="objective"):

@@ -379,3 +379,60 @@ def test_chance_and_base_rows_head_each_model_in_the_summary(tmp_path):
     # metrics from before the field: no chance row
     old = results.summary_table(results.long_table(make_runs(tmp_path / "old")), "test")
     assert "chance" not in set(old["variant"])
+
+
+def grpo_runs(root):
+    """``make_runs`` with the silu runs trained by GRPO: ``objective`` and a reward history
+    in their ``training.json``, as ``train_grpo`` writes it."""
+    paths = make_runs(root)
+    for seed in (0, 1):
+        for dataset in ("BoolQ", "GSM8K"):
+            path = root / "runs" / "llama" / dataset / "silu" / f"seed{seed}" / "checkpoint"
+            training = json.loads((path / "training.json").read_text())
+            history = [
+                {"step": s, "reward": 0.5 * s + seed, "rewards/accuracy/mean": 0.25 * s}
+                for s in (1, 2, 3)
+            ]
+            training |= {"objective": "grpo", "reward_history": history}
+            (path / "training.json").write_text(json.dumps(training))
+    return paths
+
+
+def test_grpo_rows_are_marked_and_their_reward_curves_kept(tmp_path):
+    df = results.long_table(grpo_runs(tmp_path))
+    assert set(df[df.variant == "silu"].objective) == {"grpo"}
+    assert df[df.variant == "base"].objective.isna().all()
+    summary = results.summary_table(df, "test")
+    md = results.to_markdown(summary)
+    assert "| llama | silu (GRPO) |" in md and "| llama | base |" in md
+    assert "(GRPO) trained with GRPO" in md and "silu (GRPO)" in results.to_latex(summary)
+    sft = results.long_table(make_runs(tmp_path / "sft"))  # training.json without the key
+    assert set(sft[sft.variant == "silu"].objective) == {"sft"}
+    assert "GRPO" not in results.to_markdown(results.summary_table(sft, "test"))
+    # one curve per run (not per split), in step order
+    curves = results.reward_curves(grpo_runs(tmp_path / "c"))
+    assert len(curves) == 2 * 2 * 3 and set(curves.variant) == {"silu"}
+    one = curves[(curves.dataset == "BoolQ") & (curves.seed == 1)]
+    assert list(one.step) == [1, 2, 3] and list(one.reward) == [1.5, 2.0, 2.5]
+    assert list(one["rewards/accuracy/mean"]) == [0.25, 0.5, 0.75]
+    assert list(results.reward_curves(make_runs(tmp_path / "none")).columns) == [
+        *results.RUN_KEY[:-1],
+        "step",
+        "reward",
+    ]
+
+
+def test_reward_plot_is_readable_and_says_when_there_is_nothing(tmp_path):
+    curves = results.reward_curves(grpo_runs(tmp_path))
+    readable(plots.plot_rewards(curves, tmp_path / "rewards.png"))
+    assert (tmp_path / "rewards.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = plots.plot_rewards(results.reward_curves([]), tmp_path / "none.png")
+    assert [t for t, _ in drawn_texts(empty)] == ["no run of this grid trained with GRPO"]
+
+
+def test_aggregate_writes_the_reward_curves(tmp_path, monkeypatch, capsys):
+    done = run_aggregate(tmp_path, grpo_runs(tmp_path), script=(monkeypatch, capsys))
+    assert done.returncode == 0, done.stderr
+    curves = pd.read_csv(tmp_path / "tables" / "rewards.csv")
+    assert len(curves) == 12 and (tmp_path / "plots" / "rewards.png").is_file()
+    assert "silu (GRPO)" in (tmp_path / "tables" / "summary_test.md").read_text()

@@ -28,7 +28,7 @@ TIMEOUT = 420  # s; Snakemake can wait forever on a job status it cannot read
 # config/test.yaml's jobs on its first dataset (the profile is under test, not the grid: the
 # other dataset would only double the jobs). The target rule `all` runs no command, so is
 # never submitted.
-EXPECTED_JOBS = {"prepare_data": 1, "make_tiny_model": 1, "train": 3, "evaluate": 4, "aggregate": 1}
+EXPECTED_JOBS = {"prepare_data": 1, "make_tiny_model": 1, "train": 4, "evaluate": 5, "aggregate": 1}
 GPU_RULES = {"train", "evaluate"}
 
 
@@ -142,15 +142,15 @@ def test_pipeline_through_slurm_asks_gpus_for_gpu_rules_only(run):
 
     # The same results as a local run (tests/test_pipeline.py checks the contents).
     long = pd.read_csv(work / "results/tables/long.csv", keep_default_na=False)
-    assert len(long) == 4 * 2  # (base, silu at 2 rates, joint) x splits, one seed
-    assert set(long.variant) == {"base", "silu", "joint"}
+    assert len(long) == 5 * 2  # (base, silu at 2 rates, joint, rl) x splits, one seed
+    assert set(long.variant) == {"base", "silu", "joint", "rl"}
     # sweep points ran as Slurm jobs under their names (@, =: Snakemake's --target-jobs)
     assert set(long[long.variant == "silu"].point) == {"lr=0.005", "lr=0.02"}
     assert any("silu@lr=0.02" in j.get("Comment", "") for j in ours), diagnosis()
     assert set(long.dataset) == {"BoolQ"} and set(long.seed) == {0}
     md = (work / "results/tables/summary_test.md").read_text()
     assert md.startswith("| model | variant | params % | BoolQ | BoolQ (paper) |")
-    assert all(f"| {v} |" in md for v in ("base", "silu", "joint")), md
+    assert all(f"| {v} |" in md for v in ("base", "silu", "joint", "rl (GRPO)")), md
 
 
 def test_more_gpus_than_the_node_has_is_rejected_at_submission(cluster):

@@ -242,7 +242,11 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
     if s.get("objective", "sft") == "grpo":  # only when asked: supervised runs keep their params
         args += ["--objective", "grpo"]
         for key, value in (s.get("grpo") or {}).items():
-            args += [f"--{key.replace('_', '-')}", str(value)]
+            args.append(f"--{key.replace('_', '-')}")
+            if key == "reward_weights":  # {name: weight} -> NAME=W ...
+                args += [f"{name}={weight}" for name, weight in value.items()]
+            else:
+                args.append(str(value))
     # Interrupted jobs resume from here: not an output, so Snakemake keeps it after a failure.
     args += ["--resume-dir", f"{run}/resume", "--save-steps", str(s.get("save_steps", 100))]
     method = method_of(config, variant)

@@ -11,7 +11,11 @@ outside the data, so no text overlaps another or leaves the canvas with one mode
   against the swept value (log axis for learning rates), the mean over seeds as a line, each
   seed a dot, the selected point (``steering/pipeline/selection.py``) ringed.
 
-The first two take the selected rows (one point per variant), the sweep plot every point.
+- ``plot_rewards``: for GRPO runs, a panel per dataset: the mean weighted reward of each
+  step's completions against the optimizer step, a line per run (model, variant, point, seed).
+
+The first two take the selected rows (one point per variant), the sweep plot every point, the
+reward plot ``results.reward_curves``.
 """
 
 from __future__ import annotations
@@ -152,6 +156,49 @@ def plot_accuracy_vs_share(df: pd.DataFrame, path: str | Path, split: str = "tes
             bbox_to_anchor=(1.02, y),
         )
     fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_rewards(curves: pd.DataFrame, path: str | Path):
+    """A panel per dataset: the mean weighted reward per optimizer step of every GRPO run (a
+    colour per model and variant, a line style per seed), legend under the panels; a figure
+    that says so when no run trained with GRPO (the rule's output exists either way)."""
+    plt = _pyplot()
+    datasets = sorted(curves["dataset"].unique()) if len(curves) else []
+    ncols = min(3, max(1, len(datasets)))
+    nrows = max(1, math.ceil(len(datasets) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows + 1.2), squeeze=False)
+    if not datasets:
+        axes[0, 0].axis("off")
+        axes[0, 0].text(0.5, 0.5, "no run of this grid trained with GRPO", ha="center")
+        return _save(fig, path)
+    runs = curves.drop_duplicates(["model", "variant", "point"])
+    colour = {(r.model, r.variant, r.point): f"C{i % 10}" for i, r in enumerate(runs.itertuples())}
+    seeds = sorted(curves["seed"].unique())
+    styles = dict(zip(seeds, ["-", "--", ":", "-."] * (len(seeds) // 4 + 1), strict=False))
+    for ax, dataset in zip(axes.flat, datasets, strict=False):
+        part = curves[curves["dataset"] == dataset]
+        for (model, variant, point, seed), g in part.groupby(
+            ["model", "variant", "point", "seed"], sort=True
+        ):
+            ax.plot(g["step"], g["reward"], styles[seed], color=colour[(model, variant, point)])
+        ax.set_title(dataset, fontsize=10)
+        ax.set_xlabel("optimizer step", fontsize=8)
+        ax.set_ylabel("mean reward", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(datasets) :]:
+        ax.axis("off")
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=c, label=f"{m} {v}" + (f"@{p}" if p else ""))
+        for (m, v, p), c in colour.items()
+    ]
+    handles += [Line2D([], [], color="grey", ls=styles[s], label=f"seed {s}") for s in seeds]
+    fig.legend(handles=handles, loc="lower center", ncol=min(3, len(handles)), fontsize=8)
+    _suptitle(fig, "GRPO: mean weighted reward of each step's completions")
+    legend_rows = math.ceil(len(handles) / 3)
+    fig.tight_layout(rect=(0, 0.03 + 0.25 * legend_rows / fig.get_figheight(), 1, 1))
     return _save(fig, path)
 
 

@@ -44,6 +44,7 @@ LONG_COLUMNS = [
     "train_time_s",
     "eval_tokens_per_s",
     "batch_order",
+    "objective",
     "protocol_version",
     "git_commit",
 ]
@@ -95,6 +96,7 @@ def long_table(metrics_paths) -> pd.DataFrame:
                 "train_time_s": training.get("train_runtime_s"),
                 "eval_tokens_per_s": metrics.get("tokens_per_s"),
                 "batch_order": batch_order(training),
+                "objective": objective(training),
                 "protocol_version": prov.get("protocol_version"),
                 "git_commit": prov.get("git_commit"),
             }
@@ -114,6 +116,38 @@ def batch_order(training: dict) -> str | None:
     if not training:
         return None
     return training.get("batch_order", GROUPED)
+
+
+def objective(training: dict) -> str | None:
+    """How a run trained: ``sft`` (supervised, the paper's) or ``grpo`` (reinforcement
+    learning on the task's rewards); None for an untrained model."""
+    if not training:
+        return None
+    return training.get("objective", "sft")
+
+
+def reward_curves(metrics_paths) -> pd.DataFrame:
+    """One row per (GRPO run, logged step): the mean weighted reward and each reward
+    function's mean, read from the ``training.json`` beside each run's metrics (each run
+    once, whatever its splits); empty with the key columns when no run trained with GRPO."""
+    rows, seen = [], set()
+    for path in map(Path, metrics_paths):
+        key = {k: v for k, v in parse_metrics_path(path).items() if k != "split"}
+        training_file = path.parent / "checkpoint" / "training.json"
+        if tuple(key.values()) in seen or not training_file.is_file():
+            continue
+        seen.add(tuple(key.values()))
+        training = json.loads(training_file.read_text(encoding="utf-8"))
+        if objective(training) != "grpo":
+            continue
+        for logged in training.get("reward_history", []):
+            rows.append({**key, **logged})
+    columns = [*RUN_KEY[:-1], "step", "reward"]
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    extra = sorted(c for c in df.columns if c not in columns)
+    return df[columns + extra].sort_values(columns[:-1], ignore_index=True)
 
 
 def missing_runs(df: pd.DataFrame) -> pd.DataFrame:
@@ -193,6 +227,7 @@ def summary_table(
             "seeds": g["seed"].nunique(),
             "trainable_share": float(g["trainable_share"].max()),
             "length_grouped": "batch_order" in g and bool((g["batch_order"] == GROUPED).any()),
+            "grpo": "objective" in g and bool((g["objective"] == "grpo").any()),
         }
         paper_model = refs.get("models", {}).get(model)
         paper_method = refs.get("variants", {}).get(variant)
@@ -229,7 +264,7 @@ def chance_rows(part: pd.DataFrame, datasets: list[str]) -> list[dict]:
     rows = []
     for model, g in part.groupby("model", sort=True):
         row = {"model": model, "variant": CHANCE, "seeds": 0, "trainable_share": 0.0}
-        row["length_grouped"] = False
+        row["length_grouped"] = row["grpo"] = False
         for d in datasets:
             values = 100 * g[g["dataset"] == d]["chance"].dropna()
             row[d], row[f"{d} std"] = (
@@ -259,7 +294,8 @@ def _display(summary: pd.DataFrame, pm: str, mark: str = "†") -> tuple[list[st
             header.append(f"{d} (paper)")
     body = []
     for r in summary.to_dict("records"):
-        variant = r["variant"] + (f" {mark}" if r.get("length_grouped") else "")
+        variant = r["variant"] + (f" {GRPO_MARK}" if r.get("grpo") else "")
+        variant += f" {mark}" if r.get("length_grouped") else ""
         share = "-" if r["variant"] == CHANCE else f"{100 * r['trainable_share']:.3g}"
         line = [r["model"], variant, share]
         for d in [*datasets, "Average"]:
@@ -282,14 +318,25 @@ def to_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n" + order_note(summary)
 
 
+GRPO_MARK = "(GRPO)"
+
+
 def order_note(summary: pd.DataFrame) -> str:
-    """The footnote of rows marked † (some run trained on length-grouped batches)."""
-    if "length_grouped" not in summary or not summary["length_grouped"].any():
-        return ""
-    return (
-        "\n† trained on length-grouped batches (`length_grouping`), not the paper's random "
-        "batch order: faster, but not directly comparable with the paper.\n"
-    )
+    """The footnotes of marked rows: † (some run trained on length-grouped batches) and
+    (GRPO) (trained by reinforcement learning)."""
+    notes = []
+    if "grpo" in summary and summary["grpo"].any():
+        notes.append(
+            f"\n{GRPO_MARK} trained with GRPO (`objective: grpo`: reinforcement learning on the "
+            "task's rewards), not by the paper's supervised fine-tuning; the reward curves are "
+            "in rewards.csv and plots/rewards.png.\n"
+        )
+    if "length_grouped" in summary and summary["length_grouped"].any():
+        notes.append(
+            "\n† trained on length-grouped batches (`length_grouping`), not the paper's random "
+            "batch order: faster, but not directly comparable with the paper.\n"
+        )
+    return "".join(notes)
 
 
 def selection_markdown(selection) -> str:

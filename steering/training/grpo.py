@@ -31,7 +31,7 @@ from torch import nn
 
 from steering.tasks.rewards import OFFICIAL as OFFICIAL_REWARDS
 from steering.tasks.rewards import OFFICIAL_WEIGHTS
-from steering.training.grpo_settings import GRAD_ACCUM
+from steering.training.grpo_settings import GRAD_ACCUM, reward_names
 
 # GRPOConfig values of the official run (PROTOCOL.md section 8). The first group is what its
 # train.py sets; the second what it took from TRL 0.25.1's defaults.
@@ -251,7 +251,7 @@ def train_grpo(s, g) -> dict[str, Any]:
     task = GSM8KGRPO(g.system_prompt) if official else get_task(s.dataset_name)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     main = int(os.environ.get("RANK", "0")) == 0
-    g.check(s.model_name, s.bs, world)
+    g.check(s.model_name, s.bs, world, s.dataset_name)
     if s.sharding != "none":
         raise ValueError("--sharding fsdp is not supported with GRPO; drop --sharding")
     for d in output_dirs(s):
@@ -279,7 +279,8 @@ def train_grpo(s, g) -> dict[str, Any]:
             "prompt": [chat_text(tokenizer, task.prompt(r), system=g.system_prompt) for r in rows],
             "solution": [task.solution(r) for r in rows],
         }
-        rewards, weights = OFFICIAL_REWARDS, list(OFFICIAL_WEIGHTS)
+        named = {**reward_names(s.dataset_name), **g.weights}  # format, accuracy
+        rewards, weights = OFFICIAL_REWARDS, list(named.values())
     else:  # the task's prompts as evaluation feeds them; the label as JSON (any type)
         chat = uses_chat_template(load_model_type(s.model_name) or "")
 
@@ -290,7 +291,7 @@ def train_grpo(s, g) -> dict[str, Any]:
             "prompt": [task.prompt(r) for r in rows],
             "label": [json.dumps(task.label(r)) for r in rows],
         }
-        rewards, weights = for_trl(task)
+        rewards, weights = for_trl(task, g.weights)
     dataset = Dataset.from_dict(columns)
     device = pick_device(s.device)
     check_trainer_device(device, world)
@@ -348,6 +349,7 @@ def train_grpo(s, g) -> dict[str, Any]:
         "trainable_parameters": n_trainable,
         "trainable_share": share,
         "train_examples": len(rows),
+        "batch_order": "official",  # TRL's shuffled prompt sampler, as the official run's
         "prompts_cut": cut,
         "optimizer_steps": trainer.state.global_step,
         "train_loss": result.training_loss if math.isfinite(result.training_loss) else None,

@@ -4,6 +4,7 @@ checks that need no model: torch-free, so a bad value is refused before anything
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from steering.tasks.gsm8k_grpo import SYSTEM_PROMPT
@@ -14,13 +15,16 @@ GRAD_ACCUM = 4  # the official run's gradient accumulation (PROTOCOL.md section 
 @dataclass(frozen=True)
 class GRPOSettings:
     """The official GRPO flags of ``scripts/train.py`` and their defaults, plus ``max_steps``
-    (the official run's fixed 1500; a flag here so that a short run is possible)."""
+    (the official run's fixed 1500; a flag here so that a short run is possible) and
+    ``reward_weights`` (``(name, weight)`` pairs over the defaults: the official pair's 1 and
+    2, a task's ``steering.tasks.rewards.TASK_WEIGHTS``)."""
 
     num_generations: int = 6
     max_prompt_length: int = 512
     max_completion_length: int = 1024
     system_prompt: str = SYSTEM_PROMPT
     max_steps: int = 1500
+    reward_weights: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("num_generations", "max_prompt_length", "max_completion_length"):
@@ -33,11 +37,60 @@ class GRPOSettings:
             )
         if self.max_steps < 1:
             raise ValueError("--max-steps must be >= 1")
+        for name, weight in self.reward_weights:
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"--reward-weights {name}={weight}: a weight must be >= 0")
 
-    def check(self, model_name: str, bs: int, world: int = 1) -> None:
+    @property
+    def weights(self) -> dict[str, float]:
+        return dict(self.reward_weights)
+
+    def check(self, model_name: str, bs: int, world: int = 1, dataset_name: str = "") -> None:
         """What can be refused from the flags and the model's config alone."""
         check_batch(bs, GRAD_ACCUM, world, self.num_generations)
         check_context(model_name, self)
+        if dataset_name:
+            check_rewards(dataset_name, self.weights)
+
+
+def reward_names(dataset_name: str) -> dict[str, float]:
+    """The rewards of a GRPO run on ``dataset_name`` and their default weights: the official
+    pair on GSM8K-GRPO, else the task's (a format reward only where the task has a format)."""
+    from steering.tasks.rewards import FORMATS, OFFICIAL_WEIGHTS, TASK_WEIGHTS
+
+    if dataset_name == "GSM8K-GRPO":
+        return dict(zip(("format", "accuracy"), OFFICIAL_WEIGHTS, strict=True))
+    return {k: w for k, w in TASK_WEIGHTS.items() if k != "format" or dataset_name in FORMATS}
+
+
+def check_rewards(dataset_name: str, weights: dict[str, float]) -> None:
+    """Each weighted reward exists for the dataset, and some reward is weighted."""
+    names = reward_names(dataset_name)
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise ValueError(
+            f"--reward-weights: no reward {', '.join(unknown)} on {dataset_name}; its rewards: "
+            f"{', '.join(names)}"
+        )
+    if not any({**names, **weights}.values()):
+        raise ValueError("--reward-weights: every weight is 0, so GRPO would learn nothing")
+
+
+def parse_weights(items: list[str]) -> tuple[tuple[str, float], ...]:
+    """``["accuracy=1", "format=0.5"]`` as ``(name, weight)`` pairs; a one-line error for an
+    item that is not ``NAME=NUMBER``."""
+    pairs = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            pairs.append((name, float(value)))
+        except ValueError:
+            raise ValueError(
+                f"--reward-weights {item!r}: expected NAME=WEIGHT, e.g. accuracy=2"
+            ) from None
+    return tuple(pairs)
 
 
 def check_batch(bs: int, grad_accum: int, world: int, num_generations: int) -> None:
