@@ -40,6 +40,9 @@ cpu)
     --repeats 3
   on_real method_throughput.py --arc-dir "$ARC_DIR" --device cpu
   on_real grpo_step.py --arc-dir "$ARC_DIR" --device cpu
+  run scripts/prepare_data.py --dataset-name ListOps --synthetic --seed 0 --out .cache/listops
+  on_real grpo_start.py --data-root "$(dirname "$ARC_DIR")" --listops-dir .cache/listops \
+    --device cpu
   on_real batch_order.py --data-dir "$ARC_DIR" --rows 64 --repeats 2 --device cpu
   on_real fixed_cost.py --data-dir "$ARC_DIR" --rows 16 --repeats 2 --device cpu
   ;;

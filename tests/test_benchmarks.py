@@ -234,3 +234,20 @@ def test_grpo_step(tmp_path):
         assert r["step_s"] > r["rollout_s"] > 0 and r["rewards_s"] > 0 and r["steps_timed"] == 1
         assert 0 < r["rollout_share"] < 1 and r["rollout_tokens_per_s"] > 0
         assert 0 < r["completion_tokens_per_step"] <= 2 * 4 * 4  # bs x 4 completions, 4 tokens
+
+
+def test_grpo_start(tmp_path):
+    """The untrained model's sampled completions scored with each task's rewards."""
+    from steering.tasks import get_task
+    from steering.tasks.files import write_prepared
+
+    model = stand_in_for_smollm2(tmp_path)[:2]
+    task = get_task("ARC_Challenge")
+    rows = task.make_splits(task.synthetic(scale=0.05))
+    write_prepared(task, rows, tmp_path / "data" / "ARC_Challenge", {"k": 1})
+    args = [*model, "--data-root", str(tmp_path / "data"), "--tasks", "ARC_Challenge"]
+    args += ["--prompts", "3", "--generations", "2", "--max-new-tokens", "4"]
+    (row,) = bench("grpo_start", tmp_path, *args)["rows"]
+    assert row["task"] == "ARC_Challenge" and row["prompts"] == 3 and row["new_tokens"] == 4
+    for key in ("format_mean", "accuracy_mean", "accuracy_strict_mean", "groups_with_spread"):
+        assert 0 <= row[key] <= 1
