@@ -49,8 +49,9 @@ def run_method(method_name: str, a, rows, tokenizer, chat: bool) -> dict:
     from steering.methods import get_method
     from steering.tasks import get_task
     from steering.tasks.rewards import for_trl
-    from steering.training.grpo import build_trainer, grpo_arguments
+    from steering.training.grpo import grpo_arguments
     from steering.training.grpo_settings import GRAD_ACCUM, GRPOSettings
+    from steering.training.grpo_trainer import build_trainer
     from steering.training.run import TrainSettings
 
     task = get_task("ARC_Challenge")

@@ -204,7 +204,8 @@ def test_a_grpo_step_changes_the_methods_trainable_tensors_alone(workspace, name
     from steering.data import chat_text
     from steering.loading.loader import load_base_model, load_tokenizer
     from steering.methods import get_method
-    from steering.training.grpo import build_trainer, grpo_arguments
+    from steering.training.grpo import grpo_arguments
+    from steering.training.grpo_trainer import build_trainer
     from steering.training.run import TrainSettings
 
     method_name, options, config = METHODS[name]
@@ -392,6 +393,7 @@ def test_grpo_on_a_task_of_its_own(workspace, tmp_path):
     summary = json.loads((tmp_path / "run" / "training.json").read_text())
     assert summary["objective"] == "grpo" and summary["batch_order"] == "official"
     assert summary["grpo_config"]["reward_weights"] == [0.5, 2.0, 0.0]
+    assert summary["memory_estimate"]["trainable_states"] == 16 * summary["trainable_parameters"]
     # the per-step log: each reward's mean, completion lengths, the clipped ratio
     logged = json.loads((tmp_path / "run" / "train_log.jsonl").read_text().splitlines()[0])
     for key in ("rewards/format/mean", "completions/mean_length", "clip_ratio/region_mean"):
@@ -409,3 +411,96 @@ def test_grpo_on_a_task_of_its_own(workspace, tmp_path):
             "--model-name", workspace / "tiny", *flags, "--output-dir", "x", cwd=tmp_path
         )
         assert bad.returncode == 2 and message in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_grpo_resume_checkpoints_are_kept_resumed_and_dropped(workspace, tmp_path):
+    """--save-steps under GRPO: checkpoints of the trainable tensors alone, with the
+    optimizer state, complete ones only; the same command resumes from the newest and drops
+    the resume directory at the end."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from steering.tasks.files import write_prepared
+    from steering.training import resume
+    from steering.training.grpo import train_grpo
+    from steering.training.grpo_trainer import TRAINABLE_FILE
+    from steering.training.run import TrainSettings
+
+    boolq = get_task("BoolQ")
+    data = tmp_path / "boolq"
+    write_prepared(boolq, boolq.make_splits(boolq.synthetic(seed=0, scale=0.02)), data, {})
+    g = GRPOSettings(num_generations=2, max_completion_length=4, max_steps=4)
+
+    def run(name: str, keep: bool = False) -> dict:
+        return train_grpo(
+            TrainSettings(
+                model_name=str(workspace / "tiny"), dataset_name="BoolQ", data_dir=str(data),
+                bs=2, lr=0.05, seed=1, max_train_samples=16, save_steps=2,
+                keep_checkpoints=keep, output_dir=str(tmp_path / name), progress=False,
+            ),
+            g,
+        )  # fmt: skip
+
+    straight = run("a", keep=True)
+    kept = tmp_path / "a.resume"
+    assert sorted(resume.step(p) for p in kept.glob("checkpoint-*")) == [2, 4]
+    first = kept / "checkpoint-2"
+    assert (first / resume.MARKER).exists() and (first / "optimizer.pt").exists()
+    trained = {n for n, t in load_file(first / TRAINABLE_FILE).items()}
+    assert trained and all(".steer" in n or "adapter" in n for n in trained), sorted(trained)
+    shutil.copytree(kept, tmp_path / "b.resume")
+    shutil.rmtree(tmp_path / "b.resume" / "checkpoint-4")
+    (tmp_path / "b.resume" / "checkpoint-2" / resume.MARKER).unlink()  # half-written
+    assert run("b")["resumed_from_step"] is None
+    shutil.copytree(kept, tmp_path / "c.resume")
+    shutil.rmtree(tmp_path / "c.resume" / "checkpoint-4")
+    resumed = run("c")
+    assert (resumed["resumed_from_step"], resumed["optimizer_steps"]) == (2, 4)
+    assert straight["resumed_from_step"] is None
+    assert not (tmp_path / "c.resume").exists()  # done: the resume state is dropped
+
+
+def test_a_resumed_grpo_run_reproduces_the_uninterrupted_one(workspace, tmp_path):
+    """Four GRPO steps straight, and two then two more from the step-2 checkpoint: the same
+    trainable tensors at the end (rollouts, rewards and updates continue where they were)."""
+    from datasets import Dataset
+    from safetensors.torch import load_file
+
+    from steering.loading.loader import load_base_model, load_tokenizer
+    from steering.methods import get_method
+    from steering.training.grpo import grpo_arguments
+    from steering.training.grpo_trainer import TRAINABLE_FILE, build_trainer
+    from steering.training.run import TrainSettings
+
+    tokenizer = load_tokenizer(str(workspace / "tiny"))
+    questions = ["2 + 2?", "3 + 3?", "1 + 5?", "7 - 2?"] * 4
+    data = Dataset.from_dict({"prompt": questions, "solution": ["4", "6", "6", "5"] * 4})
+
+    def distinct(completions, **kwargs):  # varies within a group, so advantages are not 0
+        return [len(set(c)) / 10 for c in completions]
+
+    def trainer_in(out: Path, keep_from_step: int | None = None):
+        s = TrainSettings(
+            model_name=str(workspace / "tiny"), dataset_name="GSM8K-GRPO", bs=2, lr=0.05,
+            seed=3, save_steps=2,
+        )  # fmt: skip
+        g = GRPOSettings(num_generations=2, max_completion_length=5, max_steps=4)
+        torch.manual_seed(0)
+        model = get_method("steering").build(
+            load_base_model(str(workspace / "tiny"), "float32", "cpu"), {}, SteeringConfig(), "fp32"
+        )
+        for p in (p for p in model.parameters() if p.requires_grad and not p.any()):
+            torch.nn.init.normal_(p, std=0.1)  # W_up starts at zero: a gradient path
+        args = grpo_arguments(s, g, str(out), torch.device("cpu"), reward_weights=[1.0])
+        return build_trainer(model, tokenizer, data, args, 512, rewards=(distinct,))
+
+    trainer_in(tmp_path / "a").train()
+    straight = load_file(tmp_path / "a" / "checkpoint-4" / TRAINABLE_FILE)
+    halfway = load_file(tmp_path / "a" / "checkpoint-2" / TRAINABLE_FILE)
+    assert not all(torch.equal(straight[n], halfway[n]) for n in straight)
+    trainer_in(tmp_path / "b").train(resume_from_checkpoint=str(tmp_path / "a" / "checkpoint-2"))
+    resumed = load_file(tmp_path / "b" / "checkpoint-4" / TRAINABLE_FILE)
+    assert resumed.keys() == straight.keys()
+    for name in straight:
+        torch.testing.assert_close(resumed[name], straight[name], rtol=1e-5, atol=1e-6)

@@ -101,6 +101,46 @@ def test_full_fine_tuning_of_an_8b_model_is_refused_with_the_numbers_and_the_fix
         memory.refuse_if_too_big(_settings("steering", "fp32", bs=64), shape, 512, 1, capacity)
 
 
+def test_a_grpo_job_is_planned_by_its_scoring_pass_and_refused_with_its_fix():
+    """GRPO's peak is its scoring pass over prompt and completion: a supervised step's
+    activations plus the full logits and the completions' float32 log-softmax; the rollouts'
+    KV cache of bs x 4 rows stays below it. A job that cannot fit is refused with the fix."""
+    from steering.training.grpo_settings import GRPOSettings
+
+    shape = memory.shape_of(LLAMA_8B)
+    for g in (GRPOSettings(), GRPOSettings(max_prompt_length=64, max_completion_length=8)):
+        tokens = g.max_prompt_length + g.max_completion_length
+        found = memory.for_training(_settings("steering", bs=8), shape, 256, 1, grpo=g)
+        step = memory.for_training(_settings("steering", bs=8), shape, tokens, 1)
+        assert (found.weights, found.activations) == (step.weights, step.activations)
+        completion_logits = 8 * g.max_completion_length * shape.vocab * 12
+        assert found.logits == 8 * tokens * shape.vocab * 2 + completion_logits
+        rollout_cache = 8 * 4 * tokens * shape.layers * 2 * shape.kv * 2
+        assert rollout_cache < found.activations
+    with pytest.raises(ValueError) as e:
+        big = _settings("steering", bs=64)
+        memory.refuse_if_too_big(big, shape, 256, 1, 80 * memory.GIB, grpo=GRPOSettings())
+    text = str(e.value)
+    assert text.startswith("GRPO training steering on llama of 8.0 B parameters")
+    assert "completions of 1024 tokens" in text and "lower --bs" in text
+
+
+def test_the_plan_gives_a_grpo_variant_its_grpo_estimate():
+    import copy
+
+    from steering.pipeline import budget, grid_config
+
+    config = grid_config.read_yaml(ROOT / "config/paper.yaml")
+    config["variants"]["rl"] = {"objective": "grpo", "grpo": {"num_generations": 4}}
+    grid_config.check(config, copy.deepcopy(config), schema=ROOT / "config/schema.yaml")
+    grid = jobs.grid(config)
+    model = next(iter(config["models"]))
+    shape = budget.model_shape(config, model)
+    (job,) = budget.train_jobs(grid, model, shape, ["rl"], "BoolQ")
+    assert job.settings.grpo.max_completion_length == 10  # BoolQ's new tokens
+    assert job.estimate == memory.for_training(job.settings, shape, 0, 1, grpo=job.settings.grpo)
+
+
 def test_training_records_its_estimate(tmp_path):
     from steering.loading.tiny import save_tiny_model
     from steering.tasks import get_task

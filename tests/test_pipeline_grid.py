@@ -190,6 +190,9 @@ def test_references_json():
 def test_schema_lists_exactly_the_registered_tasks():
     schema = yaml.safe_load((Path(__file__).parent.parent / "config/schema.yaml").read_text())
     assert schema["properties"]["datasets"]["propertyNames"]["enum"] == list(TASKS)
+    # and every grpo key has its place in the train job's flags
+    grpo = schema["$defs"]["training"]["grpo"]["properties"]
+    assert set(grpo) == set(jobs.GRPO_KEYS)
 
 
 def test_pipeline_module_imports_no_torch():
@@ -413,14 +416,18 @@ def test_a_grpo_variant_trains_with_its_objective_and_settings(monkeypatch):
     rl = shlex.split(jobs.train_args(grid, "m", "BoolQ", "rl", 0))
     assert rl[rl.index("--objective") :][:9] == [
         "--objective", "grpo", "--num-generations", "4", "--max-steps", "9",
-        "--reward-weights", "format=0.5", "accuracy=1",
+        "--reward-weights", "accuracy=1", "format=0.5",
     ]  # fmt: skip
+    # the same block in another key order (a YAML dump sorts keys): the same arguments
+    config["variants"]["rl"]["grpo"] = dict(reversed(config["variants"]["rl"]["grpo"].items()))
+    config["variants"]["rl"]["grpo"]["reward_weights"] = dict(reversed(weights.items()))
+    assert jobs.train_args(jobs.grid(filled(config)), "m", "BoolQ", "rl", 0) == shlex.join(rl)
     spec = importlib.util.spec_from_file_location("s_rl", ROOT / "scripts/train.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     a = module.parse_args(rl)
     assert (a.objective, a.num_generations, a.max_steps) == ("grpo", 4, 9)
-    assert a.reward_weights == ["format=0.5", "accuracy=1"]
+    assert a.reward_weights == ["accuracy=1", "format=0.5"]
     joint = json.loads(json.dumps(CONFIG))
     joint["variants"]["j"] = {"method": "joint", "objective": "grpo"}
     with pytest.raises(GridConfigError, match="objective"):

@@ -163,7 +163,16 @@ def train_jobs(grid: dict, model: str, shape: memory.Shape, points, dataset: str
             logits=s.get("logits", "supervised"),
         )
         gpus = placement.train_gpus(grid, model, point)
-        found = memory.for_training(settings, shape, tokens, gpus)
+        grpo = None
+        if s.get("objective", "sft") == "grpo":  # the GRPO flags' defaults, then the block
+            from steering.training.grpo_settings import GRPOSettings
+
+            block = {k: v for k, v in (s.get("grpo") or {}).items() if k != "reward_weights"}
+            grpo = GRPOSettings(
+                **{"max_completion_length": get_task(dataset).max_new_tokens, **block}
+            )
+        settings.grpo = grpo
+        found = memory.for_training(settings, shape, tokens, gpus, grpo=grpo)
         yield TrainJob(model, dataset, point, settings, gpus, found)
 
 

@@ -216,6 +216,16 @@ def train_script(config: dict, variant: str) -> str:
     return method_of(config, variant).script
 
 
+# A grpo block's keys (config/schema.yaml), in the order their flags are passed.
+GRPO_KEYS = (
+    "num_generations",
+    "max_prompt_length",
+    "max_completion_length",
+    "max_steps",
+    "reward_weights",
+)
+
+
 def train_args(config: dict, model: str, dataset: str, variant: str, seed: int | str) -> str:
     """The quoted arguments of the variant's training script for one run."""
     v = config["variants"][variant]
@@ -241,12 +251,15 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
         args += ["--logits", s["logits"]]
     if s.get("objective", "sft") == "grpo":  # only when asked: supervised runs keep their params
         args += ["--objective", "grpo"]
-        for key, value in (s.get("grpo") or {}).items():
+        block = s.get("grpo") or {}
+        # in a fixed order: a config rewritten with its keys in another order (a YAML dump
+        # sorts them) keeps its jobs' params, so Snakemake reruns nothing
+        for key in sorted(block, key=GRPO_KEYS.index):
             args.append(f"--{key.replace('_', '-')}")
-            if key == "reward_weights":  # {name: weight} -> NAME=W ...
-                args += [f"{name}={weight}" for name, weight in value.items()]
+            if key == "reward_weights":  # {name: weight} -> NAME=W ..., by name
+                args += [f"{name}={weight}" for name, weight in sorted(block[key].items())]
             else:
-                args.append(str(value))
+                args.append(str(block[key]))
     # Interrupted jobs resume from here: not an output, so Snakemake keeps it after a failure.
     args += ["--resume-dir", f"{run}/resume", "--save-steps", str(s.get("save_steps", 100))]
     method = method_of(config, variant)

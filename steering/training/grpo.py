@@ -14,11 +14,13 @@ token of the batch over their count; beta 0: no reference model, no KL term).
 The official run used TRL 0.25.1; this package runs a current TRL and sets every value the
 official run took from 0.25.1's defaults explicitly (``OFFICIAL``), so a changed default
 cannot move it. Two of TRL's steps are ours, to keep what reaches the model as the official
-run fed it and to run every method: prompts are tokenized without added special tokens and cut
-to ``max_prompt_length`` (0.25.1's way; current TRL adds special tokens and never cuts), and
-the completion log-probabilities come from the method's own forward (current TRL replaces the
-model's forward with a fused LM head over ``model.base_model``, which would skip interventions
-that are not forward hooks, such as exact last-token steering).
+run fed it and to run every method (``steering/training/grpo_trainer.py``): how prompts are
+tokenized and cut, and the completion log-probabilities from the method's own forward.
+
+With ``--save-steps N`` a run writes a resume checkpoint every N optimizer steps, as a
+supervised run does (``steering/training/resume.py``): the trainable tensors alone (whatever
+the method), the optimizer, scheduler, RNG and trainer state; the same command resumes from
+the newest complete one.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ import os
 from typing import Any
 
 import torch
-from torch import nn
 
 from steering.tasks.rewards import OFFICIAL as OFFICIAL_REWARDS
 from steering.tasks.rewards import OFFICIAL_WEIGHTS
 from steering.training.grpo_settings import GRAD_ACCUM, reward_names
+from steering.training.grpo_trainer import build_trainer
 
 # GRPOConfig values of the official run (PROTOCOL.md section 8). The first group is what its
 # train.py sets; the second what it took from TRL 0.25.1's defaults.
@@ -61,12 +63,14 @@ OFFICIAL: dict[str, Any] = {
 
 def grpo_arguments(s, g, output_dir: str, device: torch.device, reward_weights=None):
     """The run's ``GRPOConfig``: ``OFFICIAL`` plus the run's flags (``reward_weights``: for
-    rewards other than the official pair). bf16 autocast as the official run on a GPU; on the
-    CPU none (TRL refuses bf16 there)."""
+    rewards other than the official pair; ``s.save_steps``: resume checkpoints into
+    ``output_dir``). bf16 autocast as the official run on a GPU; on the CPU none (TRL refuses
+    bf16 there)."""
     import dataclasses
 
     from trl import GRPOConfig
 
+    from steering.training import resume
     from steering.training.trainer import one_device_per_process
 
     official = dict(OFFICIAL)
@@ -88,133 +92,14 @@ def grpo_arguments(s, g, output_dir: str, device: torch.device, reward_weights=N
             data_seed=s.seed,
             bf16=device.type == "cuda",
             use_cpu=device.type == "cpu",
-            save_strategy="no",
+            save_strategy="steps" if s.save_steps else "no",
+            save_steps=s.save_steps or 500,  # unused when save_strategy is "no"
+            save_total_limit=resume.KEEP,
             report_to=["wandb"] if s.wandb else "none",
             disable_tqdm=not s.progress,
             dataloader_num_workers=0,
         )
     )
-
-
-class Policy(nn.Module):
-    """A method's model as TRL's trainer takes it: the config, generation and forward of the
-    model inside, with the hub and checkpointing hooks TRL calls made no-ops (the method saves
-    its own checkpoint). ``model``'s trainable tensors are the policy's."""
-
-    def __init__(
-        self, model: nn.Module, config, generation_config, prompt_positions: bool = False
-    ) -> None:
-        super().__init__()
-        self.model = model
-        self.config = config
-        self.generation_config = generation_config
-        self.prompt_positions = prompt_positions  # Method.prompt_positions
-        self.is_gradient_checkpointing = False
-
-    def forward(self, input_ids, attention_mask=None, **kwargs):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-
-    def generate(self, *args, **kwargs):
-        return self.model.generate(*args, **kwargs)
-
-    def add_model_tags(self, tags) -> None:
-        pass  # a model card for the hub; our checkpoints are the method's own
-
-
-def _trainer_class():
-    from trl import GRPOTrainer
-    from trl.trainer.utils import entropy_from_logits, selective_log_softmax
-
-    class Trainer(GRPOTrainer):
-        """TRL's GRPO with prompts tokenized and scored as the official run (module doc)."""
-
-        def _tokenize_prompts(self, prompts: list):
-            if not isinstance(prompts[0], str):
-                return super()._tokenize_prompts(prompts)
-            if self.encode is not None:  # a task's prompts, cut from the left like the official
-                return [self.encode(p)[-self.max_prompt_length :] for p in prompts], None, {}
-            tok = self.processing_class
-            side = tok.truncation_side
-            tok.truncation_side = "left"  # keep the end of a prompt: the generation prompt
-            try:
-                ids = tok(
-                    text=prompts,
-                    add_special_tokens=False,
-                    truncation=True,
-                    max_length=self.max_prompt_length,
-                )["input_ids"]
-            finally:
-                tok.truncation_side = side
-            return ids, None, {}
-
-        def _get_per_token_logps_and_entropies(
-            self,
-            model,
-            input_ids,
-            attention_mask,
-            logits_to_keep,
-            batch_size=None,
-            compute_entropy=False,
-            compute_aux_loss=False,
-            **_,
-        ):
-            batch_size = batch_size or input_ids.size(0)
-            logps, entropies = [], []
-            for start in range(0, input_ids.size(0), batch_size):
-                ids = input_ids[start : start + batch_size]  # (b, prompt + completion)
-                mask = attention_mask[start : start + batch_size]
-                extra = {}
-                if self.model.prompt_positions:  # the prompt ends where the completion starts
-                    labels = ids.masked_fill(mask == 0, -100)
-                    labels[:, :-logits_to_keep] = -100
-                    extra["labels"] = labels
-                with self.accelerator.autocast():
-                    logits = model(input_ids=ids, attention_mask=mask, use_cache=False, **extra)
-                    logits = logits.logits
-                # the logits that predict the completion tokens: (b, logits_to_keep, V)
-                logits = logits[:, :-1][:, -logits_to_keep:].float() / self.temperature
-                logps.append(selective_log_softmax(logits, ids[:, -logits_to_keep:]))
-                if compute_entropy:
-                    with torch.no_grad():
-                        entropies.append(entropy_from_logits(logits))
-            return (
-                torch.cat(logps),
-                torch.cat(entropies) if compute_entropy else None,
-                None,
-            )
-
-    return Trainer
-
-
-def build_trainer(
-    model,
-    tokenizer,
-    dataset,
-    args,
-    max_prompt_length: int,
-    callbacks=(),
-    rewards=OFFICIAL_REWARDS,
-    prompt_positions: bool = False,
-    optimizers=(None, None),
-    encode=None,
-):
-    """The GRPO trainer of ``model`` (any method's) on ``dataset`` (columns ``prompt``: the
-    rendered chat text, and the columns ``rewards`` read; the official: ``solution``)."""
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # TRL reports usage unless told
-    config = model.config
-    generation_config = model.generation_config
-    trainer = _trainer_class()(
-        model=Policy(model, config, generation_config, prompt_positions),
-        reward_funcs=list(rewards),
-        args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        callbacks=list(callbacks),
-        optimizers=optimizers,
-    )
-    trainer.max_prompt_length = max_prompt_length
-    trainer.encode = encode  # text -> ids for a task's own prompts; None: the official way
-    return trainer
 
 
 def train_grpo(s, g) -> dict[str, Any]:
@@ -244,6 +129,7 @@ def train_grpo(s, g) -> dict[str, Any]:
     from steering.tasks import get_task
     from steering.tasks.gsm8k_grpo import GSM8KGRPO
     from steering.tasks.rewards import for_trl
+    from steering.training import memory, resume
     from steering.training.run import evaluate_trained, output_dirs, save_outputs
     from steering.training.trainer import FiniteGradients, check_trainer_device
 
@@ -298,6 +184,7 @@ def train_grpo(s, g) -> dict[str, Any]:
     if main:
         gpu_lease.say_if_on_cpu(device.type, "trains")
     apply_precision(s.precision, device)
+    plan = memory.plan_training(s, task, device=device, grpo=g)  # refuses what cannot fit
     method = get_method(s.method)
     base = load_base_model(s.model_name, method.base_dtype(s.precision), s.device)
     set_seed(s.seed)
@@ -315,20 +202,30 @@ def train_grpo(s, g) -> dict[str, Any]:
             flush=True,
         )
     extras = method.trainer_extras(model, s)
+    resume_dir = s.resume_path()
+    fingerprint = resume.fingerprint({**s.to_dict(), "grpo": dataclasses.asdict(g)}, world)
+    start = resume.prepare(resume_dir, fingerprint, main, saving=s.save_steps > 0)
+    if start is not None and main:
+        print(f"resuming from {start}", flush=True)
     with tempfile.TemporaryDirectory(prefix="steering-grpo-") as tmp:
+        out = str(resume_dir) if s.save_steps else tmp
         trainer = build_trainer(
             model,
             tokenizer,
             dataset,
-            grpo_arguments(s, g, tmp, device, weights),
+            grpo_arguments(s, g, out, device, weights),
             g.max_prompt_length,
-            callbacks=[*extras.get("callbacks", []), FiniteGradients()],
+            callbacks=[
+                *extras.get("callbacks", []),
+                FiniteGradients(),
+                resume.CompletionMarker(),
+            ],
             rewards=rewards,
             encode=encode,
             prompt_positions=method.prompt_positions,
             optimizers=extras.get("optimizers", (None, None)),
         )
-        result = trainer.train()
+        result = trainer.train(resume_from_checkpoint=str(start) if start else None)
     if not trainer.is_world_process_zero():
         return {"main_process": False, "optimizer_steps": trainer.state.global_step}
     history = trainer.state.log_history
@@ -355,7 +252,8 @@ def train_grpo(s, g) -> dict[str, Any]:
         "train_loss": result.training_loss if math.isfinite(result.training_loss) else None,
         "loss_history": [(h["step"], h["loss"]) for h in history if "loss" in h],
         "reward_history": reward_log,
-        "resumed_from_step": None,
+        "resumed_from_step": resume.step(start) if start else None,
+        "memory_estimate": dataclasses.asdict(plan) if plan else None,
         "train_runtime_s": result.metrics.get("train_runtime"),
         "checkpoint": str(s.checkpoint_dir()),
         "world_size": world,
@@ -363,6 +261,7 @@ def train_grpo(s, g) -> dict[str, Any]:
     }
     log = "".join(json.dumps(h) + "\n" for h in history)
     save_outputs(method, model, s, summary, log)
+    resume.finish(resume_dir, s.keep_checkpoints)
     if s.do_eval:
         evaluate_trained(model, tokenizer, task, splits, s, chat, summary)
     return summary

@@ -20,6 +20,14 @@ vocabulary of V, activations of a bytes (2 under bf16, else 4), on N GPUs:
   takes that;
 - overhead: 1.5 GiB (CUDA context, kernel workspaces, allocator slack).
 
+GRPO (``grpo_estimate``), for prompts of p and completions of c tokens (s = p + c): the
+same weights and states, and its scoring pass (the forward and backward over prompt and
+completion), b rows' activations as above plus the logits b s V a and their float32
+completion slice, scaled and log-softmaxed, b c V 12. The rollouts, which generate the whole
+generation batch of 4b rows (4 accumulation steps) at once without gradients, hold a KV cache
+of 4b s L 2 K a: never more than the scoring pass's activations, b s L (6 H + 2 K + 4 I) a,
+since 8 K <= 6 H + 2 K + 4 I for every model (K <= H), so the scoring pass is the peak.
+
 Evaluation: weights + the KV cache b (prompt + new tokens) L 2 K a + logits b V 4 +
 overhead. The host of a job holds each process's copy of the weights while it loads, plus
 about 3 GiB of runtime. Estimates, checked against measured peaks by
@@ -185,6 +193,28 @@ def train_estimate(
     return Estimate(weights, states, activations, logits)
 
 
+def grpo_estimate(
+    shape: Shape,
+    trainable: int,
+    full: bool,
+    precision: str,
+    batch: int,
+    prompt: int,
+    completion: int,
+    gpus: int = 1,
+    activation_factor: float = 1.0,
+) -> Estimate:
+    """Peak bytes per GPU of a GRPO job: its scoring pass (the module docstring says why
+    the rollouts never exceed it)."""
+    tokens = prompt + completion
+    act = 2 if precision == "bf16" else 4
+    step = train_estimate(
+        shape, trainable, full, precision, batch, tokens, gpus, False, activation_factor
+    )
+    logits = batch * tokens * shape.vocab * act + batch * completion * shape.vocab * 12
+    return Estimate(step.weights, step.trainable_states, step.activations, logits)
+
+
 def eval_estimate(
     shape: Shape, precision: str, batch: int, prompt: int, new: int, gpus: int = 1
 ) -> Estimate:
@@ -215,11 +245,12 @@ def gib(n: int) -> str:
 
 
 def for_training(
-    settings, shape: Shape, tokens: int, gpus: int, supervised: int | None = None
+    settings, shape: Shape, tokens: int, gpus: int, supervised: int | None = None, grpo=None
 ) -> Estimate | None:
     """The estimate of one training run (``TrainSettings``) on ``gpus`` processes, None when
     its method cannot count its trainable parameters (``supervised``: a row's most supervised
-    tokens, when known; only ``logits: supervised`` runs use it)."""
+    tokens, when known; only ``logits: supervised`` runs use it; ``grpo``: a GRPO run's
+    settings, ``GRPOSettings`` or the like, whose lengths replace ``tokens``)."""
     from steering.methods import get_method
 
     method = get_method(settings.method)
@@ -227,6 +258,18 @@ def for_training(
     if trainable is None:
         return None
     full = trainable == shape.parameters() and method.shardable
+    if grpo is not None:
+        return grpo_estimate(
+            shape,
+            trainable,
+            full,
+            settings.precision,
+            settings.bs,
+            grpo.max_prompt_length,
+            grpo.max_completion_length,
+            gpus,
+            method.activation_factor,
+        )
     sharded = getattr(settings, "sharding", "none") == "fsdp"
     return train_estimate(
         shape,
@@ -243,18 +286,32 @@ def for_training(
 
 
 def refuse_if_too_big(
-    settings, shape: Shape, tokens: int, gpus: int, capacity: int, supervised: int | None = None
+    settings,
+    shape: Shape,
+    tokens: int,
+    gpus: int,
+    capacity: int,
+    supervised: int | None = None,
+    grpo=None,
 ) -> Estimate:
     """The estimate; ValueError, with the numbers and the fix, when it exceeds ``capacity``
     bytes per GPU."""
     from steering.methods import get_method
 
-    found = for_training(settings, shape, tokens, gpus, supervised)
+    found = for_training(settings, shape, tokens, gpus, supervised, grpo)
     if found is None or found.total <= capacity:
         return found
     method = get_method(settings.method)
     what = f"training {method.name} on {shape.model_type} of {shape.parameters() / 1e9:.1f} B"
     bs, accum = settings.bs, getattr(settings, "grad_accum", 2)
+    if grpo is not None:
+        raise ValueError(
+            f"GRPO {what} parameters under --precision {settings.precision}, batch {bs}, "
+            f"prompts of {grpo.max_prompt_length} and completions of "
+            f"{grpo.max_completion_length} tokens, needs ~{gib(found.total)} per GPU "
+            f"({found.describe()} GiB) and the GPU has "
+            f"{gib(capacity)}; lower --bs (rows per scoring pass) or --max-completion-length"
+        )
     head = (
         f"{what} parameters under --precision {settings.precision}, batch {bs} x {tokens} "
         f"tokens, needs ~{gib(found.total)} per GPU ({found.describe()} GiB) and the GPU has "
@@ -292,14 +349,20 @@ def device_capacity(device) -> int:
 
 
 def plan_training(
-    settings, task, supervised: int | None = None, device=None, capacity: int | None = None
+    settings,
+    task,
+    supervised: int | None = None,
+    device=None,
+    capacity: int | None = None,
+    grpo=None,
 ) -> Estimate | None:
     """A training run's per-GPU estimate from its model's config (None without a readable
     one); on a GPU, ValueError before any weight is loaded when it cannot fit.
     ``supervised``: the rows' most supervised tokens, once known (else the max length);
     ``device``: where it trains (default: ``settings.device`` as ``pick_device`` reads it);
     ``capacity``: bytes per GPU to check against (default: the CUDA device's; none on a CPU).
-    One process of a torchrun job checks its own share (``WORLD_SIZE`` processes)."""
+    One process of a torchrun job checks its own share (``WORLD_SIZE`` processes); ``grpo``:
+    a GRPO run's settings (``GRPOSettings``)."""
     import os
 
     from steering.architectures import uses_chat_template
@@ -316,6 +379,6 @@ def plan_training(
 
             device = pick_device(settings.device)
         if device.type != "cuda":
-            return for_training(settings, shape, tokens, gpus, supervised)
+            return for_training(settings, shape, tokens, gpus, supervised, grpo)
         capacity = device_capacity(device)
-    return refuse_if_too_big(settings, shape, tokens, gpus, capacity, supervised)
+    return refuse_if_too_big(settings, shape, tokens, gpus, capacity, supervised, grpo)
