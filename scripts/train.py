@@ -17,10 +17,12 @@ from steering.training.flags import (
     SINGLE_BOS_HELP,
     add_batch_flags,
     add_checkpointing_flags,
+    add_grpo_flags,
     add_length_grouping_flag,
     add_logits_flag,
     add_precision_flags,
     add_sharding_flag,
+    grpo_settings,
     report_training,
     shared_train_settings,
 )
@@ -74,69 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_length_grouping_flag(p)
     add_logits_flag(p)
     add_checkpointing_flags(p)
-    g = p.add_argument_group(
-        "GRPO (reinforcement learning with TRL's GRPO: GSM8K-GRPO, PROTOCOL.md section 8, or "
-        "--objective grpo on any task)"
-    )
-    g.add_argument(
-        "--objective",
-        choices=["sft", "grpo"],
-        default=None,
-        help="sft (supervised, the default) or grpo: the task's own prompts rewarded by its "
-        "parsers (GSM8K-GRPO is always grpo)",
-    )
-    g.add_argument("--num-generations", type=int, help="completions per prompt (default 6)")
-    g.add_argument(
-        "--max-prompt-length", type=int, help="prompt tokens kept, from the end (default 512)"
-    )
-    g.add_argument(
-        "--max-completion-length",
-        type=int,
-        help="new tokens per completion (default 1024; with --objective grpo the task's)",
-    )
-    g.add_argument("--system-prompt", help="the system turn (default: the official one)")
-    g.add_argument("--max-steps", type=int, help="optimizer steps (default: the official 1500)")
-    g.add_argument(
-        "--reward-weights",
-        nargs="+",
-        metavar="NAME=W",
-        help="reward weights over the defaults (GSM8K-GRPO: format=1 accuracy=2; a task: "
-        "format=1 accuracy=2 accuracy_strict=0, format where the task has one)",
-    )
+    add_grpo_flags(p)
     p.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
     return p.parse_args(argv)
-
-
-GRPO_FLAGS = ("num_generations", "max_prompt_length", "max_completion_length", "system_prompt")
-GRPO_FLAGS += ("max_steps", "reward_weights")
-
-
-def grpo_settings(a: argparse.Namespace):
-    """The GRPO settings of a GRPO run (GSM8K-GRPO, or ``--objective grpo``); None for a
-    supervised one, where a GRPO flag is an error."""
-    given = {k: getattr(a, k) for k in GRPO_FLAGS if getattr(a, k) is not None}
-    official = a.dataset_name == "GSM8K-GRPO"
-    if official and a.objective == "sft":
-        raise ValueError("GSM8K-GRPO trains with GRPO only; drop --objective sft")
-    if not official and a.objective != "grpo":
-        if given:
-            flag = "--" + next(iter(given)).replace("_", "-")
-            raise ValueError(f"{flag} applies to GRPO only: --objective grpo or GSM8K-GRPO")
-        return None
-    if not official and "system_prompt" in given:
-        raise ValueError("--system-prompt applies to GSM8K-GRPO only; a task keeps its prompts")
-    import os
-
-    from steering.tasks import get_task
-    from steering.training.grpo_settings import GRPOSettings, parse_weights
-
-    if not official:
-        given.setdefault("max_completion_length", get_task(a.dataset_name).max_new_tokens)
-    if "reward_weights" in given:
-        given["reward_weights"] = parse_weights(given["reward_weights"])
-    g = GRPOSettings(**given)
-    g.check(a.model_name, a.bs, int(os.environ.get("WORLD_SIZE", "1")), a.dataset_name)
-    return g
 
 
 def settings_from(argv: list[str] | None = None):

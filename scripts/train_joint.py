@@ -2,11 +2,13 @@
 script's flags and defaults, PROTOCOL.md section 5), then evaluation.
 
     python scripts/train_joint.py --model-name M --dataset-name BoolQ [--lora-lr X --adapter-lr Y
-        --orthogonal-freq step|epoch|init|N ...]
+        --orthogonal-freq step|epoch|init|N ...] [--objective grpo --num-generations G ...]
 
 Saves LoRA in PEFT's format (<out>/lora/) and the steering adapter in ours (<out>/), at
 ./<dataset>_model/<model>_<variant>/ or --output-dir; evaluates validation (unless
---test-only) and test after training unless --no-eval.
+--test-only) and test after training unless --no-eval. With --objective grpo (ours: the
+official joint script trains by supervised fine-tuning only) both parts train with GRPO on the
+task's rewards, as scripts/train.py --objective grpo.
 """
 
 import argparse
@@ -20,10 +22,12 @@ from steering.training.flags import (
     SINGLE_BOS_HELP,
     add_batch_flags,
     add_checkpointing_flags,
+    add_grpo_flags,
     add_length_grouping_flag,
     add_logits_flag,
     add_precision_flags,
     add_sharding_flag,
+    grpo_settings,
     report_training,
     shared_train_settings,
 )
@@ -66,13 +70,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_length_grouping_flag(p)
     add_logits_flag(p)
     add_checkpointing_flags(p)
+    add_grpo_flags(p)
     p.add_argument("--debug", action="store_true")
     return p.parse_args(argv)
 
 
 def settings_from(argv: list[str] | None = None):
     """The run's TrainSettings from its command line (as scripts/train.py's)."""
-    a = parse_args(argv)
+    return _settings(parse_args(argv))
+
+
+def _settings(a: argparse.Namespace):
     from steering.training.run import TrainSettings
 
     return TrainSettings(
@@ -87,7 +95,13 @@ def settings_from(argv: list[str] | None = None):
 
 
 def main() -> None:
-    settings = settings_from()  # first: --help and bad flags import nothing heavy
+    a = parse_args()  # first: --help and bad flags import nothing heavy
+    grpo, settings = grpo_settings(a), _settings(a)
+    if grpo is not None:
+        from steering.training.grpo import train_grpo
+
+        report_training(train_grpo(settings, grpo))
+        return
     from steering.training.run import train
 
     report_training(train(settings))

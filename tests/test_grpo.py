@@ -402,6 +402,20 @@ def test_grpo_on_a_task_of_its_own(workspace, tmp_path):
     assert summary["grpo"]["max_completion_length"] == boolq.max_new_tokens
     assert "rewards/accuracy_strict/mean" in summary["reward_history"][0]
     assert len((tmp_path / "run" / "test.json").read_text().splitlines()) == 2
+    # joint adaptation (LoRA and steering together) through its own script
+    joint = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/train_joint.py"), "--model-name",
+         str(workspace / "tiny"), "--dataset-name", "BoolQ", "--objective", "grpo",
+         "--data-dir", str(data), "--bs", "2", "--num-generations", "2", "--max-steps", "1",
+         "--max-train-samples", "4", "--no-eval", "--lora-rank", "2", "--output-dir", "joint",
+         "--no-progress"],
+        cwd=tmp_path, env=cpu_env(WANDB_MODE="disabled"), capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert joint.returncode == 0, joint.stderr[-3000:]
+    trained = json.loads((tmp_path / "joint" / "training.json").read_text())
+    assert (trained["objective"], trained["method"]) == ("grpo", "joint")
+    assert (tmp_path / "joint" / "lora" / "adapter_config.json").is_file()
     for flags, message in [
         (["--objective", "grpo", "--system-prompt", "x"], "GSM8K-GRPO only"),
         (["--dataset-name", "GSM8K-GRPO", "--objective", "sft"], "GRPO only"),

@@ -398,8 +398,8 @@ def test_a_placement_that_would_change_what_is_trained_is_refused(entry, problem
 
 def test_a_grpo_variant_trains_with_its_objective_and_settings(monkeypatch):
     """``objective: grpo`` and its ``grpo`` block become train.py's GRPO flags (checked by its
-    own parser); the supervised variants' arguments do not change; joint, whose script has no
-    GRPO path, is refused by the config check."""
+    own parser); the supervised variants' arguments do not change; joint's go to its own
+    script, which takes them too."""
     import importlib.util
 
     config = json.loads(json.dumps(CONFIG))
@@ -428,7 +428,14 @@ def test_a_grpo_variant_trains_with_its_objective_and_settings(monkeypatch):
     a = module.parse_args(rl)
     assert (a.objective, a.num_generations, a.max_steps) == ("grpo", 4, 9)
     assert a.reward_weights == ["accuracy=1", "format=0.5"]
+    # joint trains with GRPO through its own script, which takes the same flags
     joint = json.loads(json.dumps(CONFIG))
-    joint["variants"]["j"] = {"method": "joint", "objective": "grpo"}
-    with pytest.raises(GridConfigError, match="objective"):
-        grid_config.check(filled(joint), joint)
+    joint["variants"]["j"] = {"method": "joint", "objective": "grpo", "grpo": {"max_steps": 3}}
+    assert grid_config._variant_problems("j", joint["variants"]["j"]) == []
+    j = shlex.split(jobs.train_args(jobs.grid(filled(joint)), "m", "BoolQ", "j", 0))
+    assert jobs.train_script(jobs.grid(filled(joint)), "j") == "scripts/train_joint.py"
+    spec = importlib.util.spec_from_file_location("s_joint", ROOT / "scripts/train_joint.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    a = module.parse_args(j)
+    assert (a.objective, a.max_steps) == ("grpo", 3)

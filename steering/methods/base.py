@@ -44,8 +44,8 @@ TRAINING = (
     "length_grouping",
     "logits",
 )
-# The objective and its settings (scripts/train.py's --objective and GRPO flags): keys of every
-# method scripts/train.py trains (train_joint.py has no GRPO path).
+# The objective and its settings (the training scripts' --objective and GRPO flags): keys of
+# every method that trains.
 OBJECTIVE = ("objective", "grpo")
 METHOD_FILE = "method.json"
 WEIGHTS_FILE = "method.safetensors"
@@ -92,8 +92,7 @@ class Method:
     # --- the config (no torch) ---------------------------------------------------------------
     def keys(self, raw: dict[str, Any]) -> tuple[str, ...]:
         """The variant keys this method reads for the variant ``raw`` (as written)."""
-        rl = OBJECTIVE if self.trains and self.script == "scripts/train.py" else ()
-        return tuple(s.key for s in self.settings) + (TRAINING + rl if self.trains else ())
+        return tuple(s.key for s in self.settings) + (TRAINING + OBJECTIVE if self.trains else ())
 
     def config_problems(self, where: str, raw: dict[str, Any]) -> list[str]:
         """Combinations of this method's keys it cannot run (``where`` names the variant)."""
