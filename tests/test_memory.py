@@ -127,8 +127,10 @@ def test_a_grpo_job_is_planned_by_its_scoring_pass_and_refused_with_its_fix():
 
 def test_the_plan_gives_a_grpo_variant_its_grpo_estimate():
     import copy
+    from dataclasses import replace
 
     from steering.pipeline import budget, grid_config
+    from steering.tasks import get_task
 
     config = grid_config.read_yaml(ROOT / "config/paper.yaml")
     config["variants"]["rl"] = {"objective": "grpo", "grpo": {"num_generations": 4}}
@@ -139,6 +141,14 @@ def test_the_plan_gives_a_grpo_variant_its_grpo_estimate():
     (job,) = budget.train_jobs(grid, model, shape, ["rl"], "BoolQ")
     assert job.settings.grpo.max_completion_length == 10  # BoolQ's new tokens
     assert job.estimate == memory.for_training(job.settings, shape, 0, 1, grpo=job.settings.grpo)
+    # its GPU-hours: max_steps of rollouts and scoring, not a supervised epoch
+    rows = {r.variant: r for r in budget.plan(config, budget.Assumptions()) if r.model == model}
+    g, a = job.settings.grpo, budget.Assumptions()
+    one = budget.grpo_hours(shape, False, get_task("BoolQ"), g, job.settings.bs, 1, "bf16", a)
+    assert one > 0 and budget.grpo_hours(
+        shape, False, get_task("BoolQ"), replace(g, max_steps=2 * g.max_steps), 8, 1, "bf16", a
+    ) == pytest.approx(2 * one)
+    assert rows["rl"].gpu_hours != rows["silu"].gpu_hours
 
 
 def test_training_records_its_estimate(tmp_path):

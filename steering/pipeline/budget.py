@@ -11,6 +11,12 @@ the task's max length) and these assumptions, all stated in the table's notes:
 - evaluation: the prompt at 2 P FLOPs a token (same rate), then ``max_new_tokens`` decoding
   steps per batch of ``eval_batch_size`` rows, each step reading the weights once at
   ``bandwidth_use`` of the GPU's memory bandwidth (decoding is memory-bound);
+- GRPO training (``objective: grpo``): ``max_steps`` steps, each generating bs x 4 x GPUs
+  completions of ``max_completion_length`` tokens (the bound: rollouts stop at EOS) after
+  prompts of the task's mean length: the prompts at 2 P FLOPs a token, the completions
+  decoded one step at a time reading the weights once per step on every GPU (as evaluation
+  decodes), and the scoring pass over prompt and completion at 6 P or 4 P FLOPs a token (as
+  training);
 - fixed costs, per job (training or evaluation): ``startup_s`` seconds to start the process
   (interpreter, imports, CUDA context) plus the model load, its weights on disk (2 bytes a
   parameter: the paper's models are published in bfloat16) read at ``disk_gbps`` GB/s;
@@ -59,6 +65,19 @@ def train_hours(shape, full: bool, task, epochs: float, precision: str, a: Assum
     tokens = task.public_rows.get("train", 0) * min(task.mean_tokens, task.max_length) * epochs
     flops = (6 if full else 4) * shape.parameters() * tokens
     return flops / (a.mfu * a.spec[precision] * 1e12) / 3600
+
+
+def grpo_hours(shape, full: bool, task, g, bs: int, gpus: int, precision: str, a) -> float:
+    """GPU-hours of one GRPO run (``g``: its ``GRPOSettings``; ``gpus``: processes)."""
+    completions = bs * 4 * gpus  # a step's generation batch over every process
+    prompt = min(task.mean_tokens, g.max_prompt_length)
+    tokens = completions * (prompt + g.max_completion_length)
+    flops = completions * prompt * 2 * shape.parameters()  # the rollouts' prefill
+    flops += (6 if full else 4) * shape.parameters() * tokens  # the scoring pass
+    compute = flops / (a.mfu * a.spec[precision] * 1e12)
+    weight_bytes = shape.parameters() * (2 if precision == "bf16" else 4)
+    decode = g.max_completion_length * weight_bytes / (a.bandwidth_use * a.spec["bandwidth"] * 1e12)
+    return g.max_steps * (compute + decode * gpus) / 3600
 
 
 def fixed_seconds(shape, a: Assumptions) -> float:
@@ -199,6 +218,10 @@ def _cost(row, shape, grid, points, method, seeds, capacity, a) -> None:
                 method.estimate(shape, job.settings.options, job.settings.steering)
                 == shape.parameters()
             )
+            if job.settings.grpo is not None:
+                g, bs = job.settings.grpo, job.settings.bs
+                hours += seeds * grpo_hours(shape, full, task, g, bs, job.gpus, precision, a)
+                continue
             epochs = jobs.run_settings(grid, dataset, job.variant).get("epochs") or task.epochs
             hours += seeds * train_hours(shape, full, task, epochs, precision, a)
         for point in points:
