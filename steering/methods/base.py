@@ -43,6 +43,7 @@ TRAINING = (
     "grad_accum",
     "length_grouping",
     "logits",
+    "packing",
 )
 # The objective and its settings (the training scripts' --objective and GRPO flags): keys of
 # every method that trains.
@@ -220,6 +221,11 @@ class Method:
     def estimate(self, shape, options: dict[str, Any], steering=None) -> int | None:
         """Its trainable parameters on a model of ``shape`` (``steering.training.memory.Shape``),
         from the shape alone, for the memory plan; None when the method cannot say."""
+        return None
+
+    def packing_refusal(self, options: dict[str, Any], steering) -> str | None:
+        """Why this method cannot train on packed batches (``steering/training/packing.py``):
+        None for an intervention that acts on every position alike."""
         return None
 
     def trainer_extras(self, model: nn.Module, settings) -> dict[str, Any]:

@@ -152,6 +152,11 @@ class Steering(Method):
     def config_problems(self, where: str, raw: dict[str, Any]) -> list[str]:
         return vector_problems(where, raw)
 
+    def packing_refusal(self, options: dict[str, Any], steering) -> str | None:
+        if steering is not None and steering.positions == "last":
+            return "last-token steering acts on each row's final prompt token"
+        return None
+
     def train_flags(self, entry: dict[str, Any]) -> list[str]:
         return steering_flags(entry)
 

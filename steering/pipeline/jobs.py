@@ -247,6 +247,8 @@ def train_args(config: dict, model: str, dataset: str, variant: str, seed: int |
     args += _flags(s, ("max_train_samples",))
     if s.get("length_grouping"):  # only when asked: the official order's runs keep their params
         args.append("--length-grouping")
+    if not s.get("packing", True):  # only when asked: packed runs keep their params
+        args.append("--no-packing")
     if s.get("logits", "supervised") != "supervised":  # the default's runs keep their params
         args += ["--logits", s["logits"]]
     if s.get("objective", "sft") == "grpo":  # only when asked: supervised runs keep their params

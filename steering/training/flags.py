@@ -116,6 +116,14 @@ def add_logits_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--logits", choices=["supervised", "all"], default="supervised", help=LOGITS_HELP
     )
+    p.add_argument(
+        "--packing",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the rows of a batch as one sequence, no padding (default; the same loss and "
+        "gradients: steering/training/packing.py); --no-packing pads each batch to its longest "
+        "row. Methods and architectures it is not exact for pad anyway, with a note",
+    )
 
 
 def add_precision_flags(p: argparse.ArgumentParser) -> None:

@@ -37,7 +37,7 @@ from steering.runtime.io import write_json, write_text
 from steering.runtime.precision import apply as apply_precision
 from steering.runtime.precision import resolve
 from steering.tasks import get_task
-from steering.training import memory, resume
+from steering.training import memory, packing, resume
 from steering.training.trainer import (
     FiniteGradients,
     SteeringTrainer,
@@ -86,6 +86,7 @@ class TrainSettings:
     sharding: str = "none"  # or "fsdp": weights, grads, optimizer sharded over the processes
     length_grouping: bool = False  # batches of similar length, not the official random order
     logits: str = "supervised"  # or "all": the LM head at every position (training/logits.py)
+    packing: bool = True  # rows of a batch in one sequence where exact (training/packing.py)
 
     def __post_init__(self) -> None:
         checks = [
@@ -185,7 +186,12 @@ def train(s: TrainSettings) -> dict[str, Any]:
     if main:
         gpu_lease.say_if_on_cpu(device.type, "trains")
     apply_precision(s.precision, device)
-    chat = uses_chat_template(load_model_type(s.model_name) or "")
+    model_type = load_model_type(s.model_name) or ""
+    chat = uses_chat_template(model_type)
+    refused = packing.refusal(model_type, method, s.options, s.steering) if s.packing else None
+    if refused and main:
+        print(f"note: padded batches, not packed: {refused}", flush=True)
+    packed = s.packing and refused is None
     # Tokenized before any weight is loaded: the memory check counts the logits of the rows'
     # supervised positions, which only the tokenized data knows.
     features, data_stats = training_features(
@@ -226,7 +232,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
                 s, str(resume_dir) if s.save_steps else tmp, epochs, layer_class(base)
             ),
             train_dataset=features,
-            data_collator=Collator(tokenizer.pad_token_id),
+            data_collator=packing.PackedCollator() if packed else Collator(tokenizer.pad_token_id),
             length_grouping=s.length_grouping,
             logits=s.logits,
             **extras,
@@ -253,6 +259,8 @@ def train(s: TrainSettings) -> dict[str, Any]:
         "epochs": epochs,
         "train_examples": len(train_split),
         "batch_order": "length-grouped" if s.length_grouping else "official",
+        "batch_layout": "packed" if packed else "padded",
+        "packing_refused": refused,
         "data": {**data_stats, "chat_template": chat, "single_bos": s.single_bos},
         "memory_estimate": dataclasses.asdict(plan) if plan else None,
         "optimizer_steps": trainer.state.global_step,

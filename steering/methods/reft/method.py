@@ -53,6 +53,9 @@ class Reft(Method):
     # the H-wide correction and its masked copy); measured: benchmarks/memory_plan.py, 100M
     activation_factor = 1.15
 
+    def packing_refusal(self, options: dict[str, Any], steering) -> str | None:
+        return "ReFT intervenes at each row's first and last prompt positions"
+
     def config_problems(self, where: str, raw: dict[str, Any]) -> list[str]:
         if "reft_positions" not in raw:
             return []
