@@ -3,16 +3,18 @@
     python benchmarks/batch_order.py [--model .cache/models/smollm2-135m --dataset ARC_Challenge
         --data-dir data/ARC_Challenge --rows 128 --bs 8]
 
-Three ways to feed the same training rows (the task's prompts, masking and truncation) to
+Four ways to feed the same training rows (the task's prompts, masking and truncation) to
 post-block steering on one model, forward + backward of the LM loss per batch:
 - official_fixed: the official code's layout, every row padded to the task's max length, in
   the official order (``steering/training/sampling.py``: HF's sampler on rows of one length);
 - official: the same batches, each padded only to its longest row (our default);
-- grouped: length-grouped batches (``--length-grouping``), padded to their longest row.
+- grouped: length-grouped batches (``--length-grouping``), padded to their longest row;
+- packed: the official batches, each packed into one sequence without padding
+  (``steering/training/packing.py``, the default since issue 39).
 Token counts (tokens fed / real tokens) cover the whole training split; the epoch times cover
-the first ``--rows`` rows (one epoch of them, the sides interleaved). The two official layouts
-see the same rows in the same batches, so their summed losses must agree (checked): padding
-to the max length costs time, not a different result.
+the first ``--rows`` rows (one epoch of them, the sides interleaved). The official layouts
+and the packed one see the same rows in the same batches, so their summed losses must agree
+(checked): padding costs time, not a different result.
 Writes benchmarks/results/batch_order_<cpu|gpu>_<model>.json.
 """
 
@@ -26,6 +28,7 @@ from steering import SteeredModel, SteeringConfig
 from steering.data import Collator, tokenize_split
 from steering.loading.loader import load_base_model, load_tokenizer
 from steering.tasks import get_task
+from steering.training.packing import PackedCollator
 from steering.training.sampling import TrainingOrder
 
 
@@ -34,7 +37,10 @@ def batches(order: list[int], bs: int) -> list[list[int]]:
 
 
 def fed_tokens(lengths: list[int], groups: list[list[int]], width: int | None) -> int:
-    """Tokens the model processes: each batch padded to ``width``, or to its longest row."""
+    """Tokens the model processes: each batch padded to ``width``, or to its longest row
+    (None), or packed (0: the real tokens)."""
+    if width == 0:
+        return sum(lengths[i] for g in groups for i in g)
     return sum(len(g) * (width or max(lengths[i] for i in g)) for g in groups)
 
 
@@ -62,6 +68,7 @@ def main() -> None:
     # layout -> (grouped order?, batch width: the max length, or None = the longest row)
     layouts = {"official_fixed": (False, max_length), "official": (False, None)}
     layouts["grouped"] = (True, None)
+    layouts["packed"] = (False, 0)  # width 0: each row its own length, nothing padded
 
     def order(n: int, grouped: bool) -> list[int]:
         return TrainingOrder(lengths[:n], a.seed, window, grouped=grouped).indices()
@@ -73,9 +80,12 @@ def main() -> None:
         split_tokens[name] = fed_tokens(lengths, batches(order(len(lengths), grouped), a.bs), width)
         groups = batches(order(rows, grouped), a.bs)  # the timed epoch: the first --rows rows
         epoch_tokens[name] = fed_tokens(lengths, groups, width)
-        collate = Collator(tokenizer.pad_token_id, pad_to_multiple_of=width)
+        collate = PackedCollator() if width == 0 else Collator(tokenizer.pad_token_id, width)
         inputs[name] = [
-            {k: v.to(a.device) for k, v in collate([features[i] for i in g]).items()}
+            {
+                k: v.to(a.device) if hasattr(v, "to") else v
+                for k, v in collate([features[i] for i in g]).items()
+            }
             for g in groups
         ]
     base = load_base_model(a.model, "float32", a.device).train()
@@ -102,6 +112,9 @@ def main() -> None:
     harness.cross_entropy_check(
         timing.values["official_fixed"], timing.values["official"], "fixed vs per-batch padding"
     )
+    harness.cross_entropy_check(
+        timing.values["packed"], timing.values["official"], "packed vs per-batch padding"
+    )
     best = timing.bests()
     rows_out = []
     for name in inputs:
@@ -122,7 +135,8 @@ def main() -> None:
     harness.write_result(
         harness.result_path(a.out, "batch_order", a.device, name),
         "one training epoch of steering on real rows: the official layout (fixed padding), the "
-        "official order padded per batch (default), length-grouped batches (--length-grouping)",
+        "official order padded per batch (--no-packing), length-grouped batches "
+        "(--length-grouping), the official batches packed (default)",
         {k: v for k, v in vars(a).items() if k != "out"},
         rows_out,
         split_rows=len(lengths),

@@ -159,9 +159,10 @@ def test_batch_order(tmp_path):
         "4",
     )
     rows = {row["layout"]: row for row in r["rows"]}
-    assert list(rows) == ["official_fixed", "official", "grouped"]
-    fixed, official, grouped = rows.values()
+    assert list(rows) == ["official_fixed", "official", "grouped", "packed"]
+    fixed, official, grouped, packed = rows.values()
     assert fixed["split_tokens_fed"] == r["split_rows"] * r["max_length"]
+    assert packed["split_tokens_fed"] == r["split_real_tokens"]  # packing feeds the real tokens
     # padding per batch never feeds more than the fixed layout; grouping never more than random
     assert r["split_real_tokens"] <= grouped["split_tokens_fed"] <= official["split_tokens_fed"]
     assert official["split_tokens_fed"] < fixed["split_tokens_fed"]
