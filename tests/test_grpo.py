@@ -429,8 +429,8 @@ def test_grpo_on_a_task_of_its_own(workspace, tmp_path):
 
 def test_grpo_resume_checkpoints_are_kept_resumed_and_dropped(workspace, tmp_path):
     """--save-steps under GRPO: checkpoints of the trainable tensors alone, with the
-    optimizer state, complete ones only; the same command resumes from the newest and drops
-    the resume directory at the end."""
+    optimizer state; the same command resumes from the newest complete one (which ones count:
+    resume.prepare, tests/test_resume.py) and drops the resume directory at the end."""
     import shutil
 
     from safetensors.torch import load_file
@@ -463,10 +463,6 @@ def test_grpo_resume_checkpoints_are_kept_resumed_and_dropped(workspace, tmp_pat
     assert (first / resume.MARKER).exists() and (first / "optimizer.pt").exists()
     trained = {n for n, t in load_file(first / TRAINABLE_FILE).items()}
     assert trained and all(".steer" in n or "adapter" in n for n in trained), sorted(trained)
-    shutil.copytree(kept, tmp_path / "b.resume")
-    shutil.rmtree(tmp_path / "b.resume" / "checkpoint-4")
-    (tmp_path / "b.resume" / "checkpoint-2" / resume.MARKER).unlink()  # half-written
-    assert run("b")["resumed_from_step"] is None
     shutil.copytree(kept, tmp_path / "c.resume")
     shutil.rmtree(tmp_path / "c.resume" / "checkpoint-4")
     resumed = run("c")
