@@ -44,6 +44,8 @@ cpu)
   on_real grpo_start.py --data-root "$(dirname "$ARC_DIR")" --listops-dir .cache/listops \
     --device cpu
   on_real batch_order.py --data-dir "$ARC_DIR" --rows 64 --repeats 2 --device cpu
+  on_real batch_order.py --dataset ListOps --data-dir .cache/listops --rows 64 --repeats 2 \
+    --device cpu --out benchmarks/results/batch_order_cpu_smollm2-135m-listops.json
   on_real fixed_cost.py --data-dir "$ARC_DIR" --rows 16 --repeats 2 --device cpu
   ;;
 gpu)
