@@ -30,13 +30,13 @@ TASKS = ("BoolQ", "Winogrande", "ListOps", "ARC_Challenge", "AQuA", "GSM8K")
 def sample_task(name: str, data_dir: Path, a, model, tokenizer, chat: bool) -> dict:
     from steering.data import encode_prompt
     from steering.tasks import get_task
-    from steering.tasks.rewards import FORMATS, TASK_REWARDS, TASK_WEIGHTS
+    from steering.tasks.rewards import TASK_REWARDS, default_weights
 
     task = get_task(name)
     rows = list(task.load(data_dir=str(data_dir))["train"])[: a.prompts]
     new_tokens = min(task.max_new_tokens, a.max_new_tokens)
-    names = [n for n in TASK_REWARDS if n != "format" or name in FORMATS]
-    scores = {n: [] for n in names}  # per completion
+    weights = default_weights(name)
+    scores = {n: [] for n in weights}  # per completion
     spread, tokens = 0, 0
     start = time.perf_counter()
     torch.manual_seed(a.seed)
@@ -59,10 +59,10 @@ def sample_task(name: str, data_dir: Path, a, model, tokenizer, chat: bool) -> d
         weighted = []
         for text in texts:
             total = 0.0
-            for n in names:
+            for n, w in weights.items():
                 r = TASK_REWARDS[n](task, prompt, text, label)
                 scores[n].append(r)
-                total += TASK_WEIGHTS[n] * r
+                total += w * r
             weighted.append(total)
         spread += len(set(weighted)) > 1
     return {

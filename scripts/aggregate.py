@@ -83,9 +83,10 @@ def main() -> None:
             write_text(out / f"{name}.tex", results.to_latex(summary))
         sweep = selection.sweep_table(df, split, chosen.table)
         write_text(out / f"sweep_{split}.csv", sweep.to_csv(index=False))
-    write_text(out / "rewards.csv", results.reward_curves(a.metrics).to_csv(index=False))
+    curves = results.reward_curves(a.metrics)
+    write_text(out / "rewards.csv", curves.to_csv(index=False))
     figures = Path(a.plots_dir)
-    plots.plot_rewards(results.reward_curves(a.metrics), figures / "rewards.png")
+    plots.plot_rewards(curves, figures / "rewards.png")
     plots.plot_accuracy_by_variant(best, figures / "accuracy_by_variant.png", a.plot_split)
     plots.plot_accuracy_vs_share(best, figures / "accuracy_vs_share.png", a.plot_split)
     for dataset in sorted(df["dataset"].unique()):

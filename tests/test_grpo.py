@@ -172,10 +172,10 @@ def test_bad_reward_weights(dataset, items, message):
 
 
 def test_reward_weights_over_the_defaults():
-    from steering.tasks.rewards import for_trl
-    from steering.training.grpo_settings import parse_weights, reward_names
+    from steering.tasks.rewards import default_weights, for_trl
+    from steering.training.grpo_settings import parse_weights
 
-    assert reward_names("GSM8K-GRPO") == {"format": 1.0, "accuracy": 2.0}
+    assert default_weights("GSM8K-GRPO") == {"format": 1.0, "accuracy": 2.0}
     weights = dict(parse_weights(["format=0", "accuracy_strict=0.5"]))
     funcs, w = for_trl(get_task("BoolQ"), weights)
     assert [f.__name__ for f in funcs] == ["format", "accuracy", "accuracy_strict"]

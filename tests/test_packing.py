@@ -21,15 +21,12 @@ LENGTHS = (5, 23, 9, 40)  # rows of very different lengths: the padded batch is 
 def rows() -> list[dict[str, list[int]]]:
     g = torch.Generator().manual_seed(0)
     out = []
-    for n in LENGTHS:
+    for i, n in enumerate(LENGTHS):
         ids = torch.randint(5, 500, (n,), generator=g).tolist()
-        out.append(
-            {
-                "input_ids": ids,
-                "attention_mask": [1] * n,
-                "labels": [-100] * (n // 2) + ids[n // 2 :],
-            }
-        )
+        # the third row is supervised from its first token, so packing must keep the row
+        # before it from predicting that token
+        labels = ids if i == 2 else [-100] * (n // 2) + ids[n // 2 :]
+        out.append({"input_ids": ids, "attention_mask": [1] * n, "labels": labels})
     return out
 
 

@@ -113,6 +113,14 @@ TASK_REWARDS = {"format": format_of, "accuracy": accuracy, "accuracy_strict": ac
 TASK_WEIGHTS = {"format": 1.0, "accuracy": 2.0, "accuracy_strict": 0.0}
 
 
+def default_weights(dataset_name: str) -> dict[str, float]:
+    """The rewards of a GRPO run on ``dataset_name`` and their default weights: the official
+    pair on GSM8K-GRPO, else the task's (a format reward only where the task has a format)."""
+    if dataset_name == "GSM8K-GRPO":
+        return dict(zip(("format", "accuracy"), OFFICIAL_WEIGHTS, strict=True))
+    return {k: w for k, w in TASK_WEIGHTS.items() if k != "format" or dataset_name in FORMATS}
+
+
 def for_trl(task, weights: dict[str, float] | None = None):
     """The task's rewards as TRL reward functions over a dataset with ``prompt`` and ``label``
     (the label as JSON) columns, named for the log (``rewards/<name>/mean``), and their
@@ -122,9 +130,8 @@ def for_trl(task, weights: dict[str, float] | None = None):
     if unknown:
         raise ValueError(f"unknown reward(s) {sorted(unknown)}; valid: {list(TASK_REWARDS)}")
     funcs, out = [], []
-    for name, reward in TASK_REWARDS.items():
-        if name == "format" and task.name not in FORMATS:
-            continue
+    for name in default_weights(task.name):
+        reward = TASK_REWARDS[name]
 
         def trl_reward(prompts, completions, label, _reward=reward, **kwargs):
             return [

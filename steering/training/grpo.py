@@ -31,8 +31,8 @@ from typing import Any
 import torch
 
 from steering.tasks.rewards import OFFICIAL as OFFICIAL_REWARDS
-from steering.tasks.rewards import OFFICIAL_WEIGHTS
-from steering.training.grpo_settings import GRAD_ACCUM, reward_names
+from steering.tasks.rewards import OFFICIAL_WEIGHTS, default_weights
+from steering.training.grpo_settings import GRAD_ACCUM
 from steering.training.grpo_trainer import build_trainer
 
 # GRPOConfig values of the official run (PROTOCOL.md section 8). The first group is what its
@@ -165,7 +165,7 @@ def train_grpo(s, g) -> dict[str, Any]:
             "prompt": [chat_text(tokenizer, task.prompt(r), system=g.system_prompt) for r in rows],
             "solution": [task.solution(r) for r in rows],
         }
-        named = {**reward_names(s.dataset_name), **g.weights}  # format, accuracy
+        named = {**default_weights(s.dataset_name), **g.weights}  # format, accuracy
         rewards, weights = OFFICIAL_REWARDS, list(named.values())
     else:  # the task's prompts as evaluation feeds them; the label as JSON (any type)
         chat = uses_chat_template(load_model_type(s.model_name) or "")

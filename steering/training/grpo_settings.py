@@ -53,19 +53,11 @@ class GRPOSettings:
             check_rewards(dataset_name, self.weights)
 
 
-def reward_names(dataset_name: str) -> dict[str, float]:
-    """The rewards of a GRPO run on ``dataset_name`` and their default weights: the official
-    pair on GSM8K-GRPO, else the task's (a format reward only where the task has a format)."""
-    from steering.tasks.rewards import FORMATS, OFFICIAL_WEIGHTS, TASK_WEIGHTS
-
-    if dataset_name == "GSM8K-GRPO":
-        return dict(zip(("format", "accuracy"), OFFICIAL_WEIGHTS, strict=True))
-    return {k: w for k, w in TASK_WEIGHTS.items() if k != "format" or dataset_name in FORMATS}
-
-
 def check_rewards(dataset_name: str, weights: dict[str, float]) -> None:
     """Each weighted reward exists for the dataset, and some reward is weighted."""
-    names = reward_names(dataset_name)
+    from steering.tasks.rewards import default_weights
+
+    names = default_weights(dataset_name)
     unknown = sorted(set(weights) - set(names))
     if unknown:
         raise ValueError(
