@@ -13,7 +13,7 @@ import sys
 from steering.config import ACTIVATIONS
 from steering.loading.loader import DEVICE_MAPS
 from steering.runtime.cli import run
-from steering.tasks import TASKS
+from steering.tasks import EXTRA_TASKS, TASKS
 from steering.training.flags import SINGLE_BOS_HELP, add_precision_flags
 
 
@@ -22,7 +22,9 @@ def parse_args() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--model-name", required=True, help="hub id or local model directory")
-    p.add_argument("--dataset-name", required=True, help=f"one of {list(TASKS)} (or ARC)")
+    p.add_argument(
+        "--dataset-name", required=True, help=f"one of {[*TASKS, *EXTRA_TASKS]} (or ARC)"
+    )
     p.add_argument("--ckpt-path", help="checkpoint directory, or an official pytorch_model.bin")
     p.add_argument(
         "--split",

@@ -19,7 +19,7 @@ import sys
 
 from steering.runtime.cli import run
 from steering.runtime.storage import probe
-from steering.tasks import TASKS, get_task
+from steering.tasks import EXTRA_TASKS, TASKS, get_task
 from steering.tasks.files import read_source, write_prepared
 from steering.training.flags import SINGLE_BOS_HELP
 
@@ -28,7 +28,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--dataset-name", required=True, help=f"one of {list(TASKS)} (or ARC)")
+    parser.add_argument(
+        "--dataset-name", required=True, help=f"one of {[*TASKS, *EXTRA_TASKS]} (or ARC)"
+    )
     parser.add_argument("--out", required=True, help="output directory")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--data-dir", help="local source-split files (jsonl/json/parquet)")

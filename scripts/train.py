@@ -12,7 +12,7 @@ import sys
 from steering.methods import METHODS, training_methods
 from steering.methods.steering import steering_from_args
 from steering.runtime.cli import run
-from steering.tasks import TASKS
+from steering.tasks import EXTRA_TASKS, TASKS
 from steering.training.flags import (
     SINGLE_BOS_HELP,
     add_batch_flags,
@@ -36,13 +36,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--dataset-name",
         required=True,
-        help=f"one of {list(TASKS)} (or ARC), or GSM8K-GRPO (GSM8K under GRPO)",
+        help=f"one of {list(TASKS)} (or ARC), the official command line's {list(EXTRA_TASKS)}, "
+        "or GSM8K-GRPO (GSM8K under GRPO)",
     )
     p.add_argument("--lr", type=float, default=9e-4)
     p.add_argument("--warmup-ratio", type=float, default=0.03)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument(
-        "--epochs", type=float, default=None, help="default: the dataset's (GSM8K 3, others 1)"
+        "--epochs",
+        type=float,
+        default=None,
+        help="default: the dataset's (GSM8K and MAWPS 3, others 1)",
     )
     add_batch_flags(p)
     p.add_argument(

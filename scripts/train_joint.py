@@ -17,7 +17,7 @@ import sys
 from steering.methods import METHODS
 from steering.methods.steering import add_steering_arguments, steering_from_args
 from steering.runtime.cli import run
-from steering.tasks import TASKS
+from steering.tasks import EXTRA_TASKS, TASKS
 from steering.training.flags import (
     SINGLE_BOS_HELP,
     add_batch_flags,
@@ -38,7 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--model-name", required=True, help="hub id or local model directory")
-    p.add_argument("--dataset-name", required=True, help=f"one of {list(TASKS)} (or ARC)")
+    p.add_argument(
+        "--dataset-name", required=True, help=f"one of {[*TASKS, *EXTRA_TASKS]} (or ARC)"
+    )
     p.add_argument("--lr", type=float, default=2e-4, help="default lr of both parameter groups")
     p.add_argument("--warmup-ratio", type=float, default=0.06)
     p.add_argument("--scheduler", default="cosine", choices=["cosine", "linear"])

@@ -10,7 +10,7 @@ import yaml
 
 from steering.pipeline import grid_config, jobs, placement
 from steering.pipeline.grid_config import GridConfigError
-from steering.tasks import TASKS
+from steering.tasks import EXTRA_TASKS, TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -189,7 +189,9 @@ def test_references_json():
 
 def test_schema_lists_exactly_the_registered_tasks():
     schema = yaml.safe_load((Path(__file__).parent.parent / "config/schema.yaml").read_text())
-    assert schema["properties"]["datasets"]["propertyNames"]["enum"] == list(TASKS)
+    datasets = [*TASKS, *EXTRA_TASKS]
+    assert schema["properties"]["datasets"]["propertyNames"]["enum"] == datasets
+    assert schema["properties"]["analysis"]["properties"]["datasets"]["items"]["enum"] == datasets
     # and every grpo key has its place in the train job's flags
     grpo = schema["$defs"]["training"]["grpo"]["properties"]
     assert set(grpo) == set(jobs.GRPO_KEYS)

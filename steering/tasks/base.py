@@ -7,11 +7,13 @@ well-formed synthetic rows in its source schema for offline runs.
 
 Carving: carve(S, p) = S.shuffle(seed=42).train_test_split(test_size=p, seed=42) (the
 ``datasets`` library); each task's ``split_plan`` says which part of which source split each
-of train / validation / test is.
+of train / validation / test is, a part possibly carved again (ASDiv, MNLI: train and a
+held-out part, the held-out part halved into validation and test).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -35,6 +37,11 @@ FIELD_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
             or (isinstance(v, str) and len(v) == 1 and v in "0123456789")
         ),
         "a digit 0-9 (integer, or a one-digit string)",
+    ),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "number": (
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
+        "a finite number",
     ),
     "list[str]": (
         lambda v: isinstance(v, list) and bool(v) and all(isinstance(x, str) for x in v),
@@ -64,6 +71,8 @@ class Task:
     hub_id: ClassVar[str]
     hub_config: ClassVar[str | None] = None
     # target split -> (source split,) taken whole, or (source split, test_size, "train"|"test")
+    # for that part of carve(source, test_size); more (test_size, part) pairs carve the part
+    # again (``cut`` says how each carve is made)
     split_plan: ClassVar[dict[str, tuple]]
     fields: ClassVar[dict[str, str]]  # source column -> FIELD_TYPES name
     max_new_tokens: ClassVar[int]
@@ -72,6 +81,7 @@ class Task:
     chat_max_length: ClassVar[int | None] = None  # Gemma chat-template runs, when it differs
     protocol_version: ClassVar[int] = 1
     synthetic_sizes: ClassVar[dict[str, int]]  # rows per source split of generated data
+    synthetic_min_rows: ClassVar[int] = 4  # per generated split, whatever the scale
     # For budgets (scripts/plan.py): rows of the public data per carved split, and the mean
     # tokens of prompt + completion, estimated from tests/data/real at 4 characters a token.
     public_rows: ClassVar[dict[str, int]] = {}
@@ -122,6 +132,11 @@ class Task:
         """``n`` generated rows in the source schema, deterministic in (split, seed)."""
         raise NotImplementedError
 
+    def cut(self, split: Dataset, test_size: float, depth: int) -> DatasetDict:
+        """The ``depth``-th carve of a split plan (0: of the source split): ``carve``; a task
+        whose later carves differ overrides it."""
+        return carve(split, test_size)
+
     def max_length_for(self, chat: bool) -> int:
         """Training max length: the chat-template value for Gemma runs where one is specified."""
         return self.chat_max_length if chat and self.chat_max_length else self.max_length
@@ -141,16 +156,23 @@ class Task:
             )
         from datasets import DatasetDict
 
-        carved: dict[tuple[str, float], DatasetDict] = {}
+        carved: dict[tuple, DatasetDict] = {}
         out = {}
         for target, plan in self.split_plan.items():
-            if len(plan) == 1:
-                out[target] = raw[plan[0]]
-                continue
-            source, size, part = plan
-            if (source, size) not in carved:
-                carved[source, size] = carve(raw[source], size)
-            out[target] = carved[source, size][part]
+            split = raw[plan[0]]
+            for depth, i in enumerate(range(1, len(plan), 2)):
+                size, part = plan[i], plan[i + 1]
+                key = plan[: i + 1]  # the source, the parts taken before, this size
+                if key not in carved:
+                    try:
+                        carved[key] = self.cut(split, size, depth)
+                    except ValueError as e:  # too few rows to leave both parts a row
+                        raise DataError(
+                            f"{self.name}: cannot carve '{target}' out of source split "
+                            f"'{plan[0]}' ({len(raw[plan[0]])} rows): {e}"
+                        ) from e
+                split = carved[key][part]
+            out[target] = split
         return DatasetDict(out)
 
     def validate(self, splits: DatasetDict) -> None:
@@ -230,7 +252,9 @@ class Task:
         return DatasetDict(
             {
                 split: Dataset.from_list(
-                    self.synthetic_split(split, max(4, round(n * scale)), seed)
+                    self.synthetic_split(
+                        split, max(self.synthetic_min_rows, round(n * scale)), seed
+                    )
                 )
                 for split, n in self.synthetic_sizes.items()
             }

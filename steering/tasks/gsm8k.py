@@ -8,6 +8,7 @@ comma-grouped form first, so a number of four or more digits written without com
 piecewise ("1234" -> "123", "4"); 8.9 % of the real test answers are such numbers, scored
 wrong even for the gold completion. ``score_strict`` reads "1234" and "1,234" as 1234, and
 only ASCII digits (the official pattern and ``float()`` also take other scripts' digits).
+SVAMP and MAWPS use the same two parsers (``score_number``, ``score_number_strict``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,31 @@ def _number(text: str) -> float:
 def _split_answer(answer: str) -> tuple[str, str]:
     reasoning, _, final = answer.partition("####")
     return reasoning.strip(), final.strip()
+
+
+def score_number(output: str, label: Any) -> bool:
+    """The official number parser (GSM8K's, and SVAMP's and MAWPS's, which copy it): the first
+    number of the last ``answer:`` line, else the last number anywhere; within 1e-4."""
+    answers = _ANSWER_LINE.findall(output)
+    numbers = NUMBER.findall(answers[-1]) if answers else []
+    if numbers:
+        pred = numbers[0]
+    else:
+        numbers = NUMBER.findall(output)
+        if not numbers:
+            return False
+        pred = numbers[-1]
+    return abs(_number(pred) - float(label)) < 1e-4
+
+
+def score_number_strict(output: str, label: Any) -> bool:
+    """The official rule (the last answer line's first number, else the last number) over
+    numbers read whole: "1234" is 1234, as is "1,234"; ASCII digits only."""
+    answers = _STRICT_ANSWER_LINE.findall(output)
+    numbers = STRICT_NUMBER.findall(answers[-1]) if answers else []
+    if not numbers:
+        numbers = STRICT_NUMBER.findall(output)[-1:]
+    return bool(numbers) and abs(_number(numbers[0]) - float(label)) < 1e-4
 
 
 class GSM8K(Task):
@@ -75,25 +101,12 @@ class GSM8K(Task):
         return _number(_split_answer(ex["answer"])[1])
 
     def score(self, output: str, label: Any) -> bool:
-        answers = _ANSWER_LINE.findall(output)
-        numbers = NUMBER.findall(answers[-1]) if answers else []
-        if numbers:
-            pred = numbers[0]
-        else:
-            numbers = NUMBER.findall(output)
-            if not numbers:
-                return False
-            pred = numbers[-1]
-        return abs(_number(pred) - float(label)) < 1e-4
+        return score_number(output, label)
 
     def score_strict(self, output: str, label: Any) -> bool:
         """The official rule (the last answer line's first number, else the last number)
         over numbers read whole: "1234" is 1234, as is "1,234"."""
-        answers = _STRICT_ANSWER_LINE.findall(output)
-        numbers = STRICT_NUMBER.findall(answers[-1]) if answers else []
-        if not numbers:
-            numbers = STRICT_NUMBER.findall(output)[-1:]
-        return bool(numbers) and abs(_number(numbers[0]) - float(label)) < 1e-4
+        return score_number_strict(output, label)
 
     def synthetic_split(self, split: str, n: int, seed: int) -> list[dict[str, Any]]:
         rng = random.Random(f"GSM8K-{split}-{seed}")

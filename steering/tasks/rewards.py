@@ -10,10 +10,10 @@ The official GSM8K-GRPO pair (PROTOCOL.md section 8), weighted 1.0 and 2.0:
   completion's first boxed or anchored LaTeX expression (none without an anchor); None when
   verification raises.
 
-Every task of ``TASKS`` gets rewards from its own parsers (``for_trl``): accuracy under the
-official parser (the paper's number) and the strict one, and a format reward where its
-training completion has a shape (``FORMATS``), so that GRPO trains any task. Each is a plain
-function over (task, prompt, completion, label).
+Every task of ``TASKS`` and ``EXTRA_TASKS`` gets rewards from its own parsers (``for_trl``):
+accuracy under the official parser (the paper's number) and the strict one, and a format
+reward where its training completion has a shape (``FORMATS``), so that GRPO trains any task.
+Each is a plain function over (task, prompt, completion, label).
 
 math_verify is imported on first use, so the tasks load without it.
 """
@@ -88,6 +88,10 @@ FORMATS: dict[str, re.Pattern] = {
     "GSM8K": re.compile(r"Answer: [-+]?[\d,]+(?:\.\d+)?"),
     "ARC_Challenge": re.compile(r"Answer: \(\w\) "),
     "AQuA": re.compile(r"Answer: [A-E]\."),
+    "ASDiv": re.compile(r"<final>[^<]+</final>"),
+    "SVAMP": re.compile(r"Answer: [-+]?[\d,]+(?:\.\d+)?"),
+    "MAWPS": re.compile(r"Answer: [-+]?[\d,]+(?:\.\d+)?"),
+    "MNLI": re.compile(r"Answer: (?:ENTAILMENT|NEUTRAL|CONTRADICTION)\."),
 }
 
 
