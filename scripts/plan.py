@@ -14,6 +14,7 @@ job's fixed cost (start-up, model load) in a column of its own and in the total.
 
 import argparse
 import copy
+import json
 import sys
 from pathlib import Path
 
@@ -39,6 +40,17 @@ def merged(paths: list[str]) -> dict:
     return config
 
 
+def decode_results() -> dict[str, dict]:
+    """benchmarks/decode_step.py's GPU results, by file name (none: an empty dict)."""
+    found = {}
+    for path in sorted((ROOT / "benchmarks" / "results").glob("decode_gpu_*.json")):
+        try:
+            found[f"benchmarks/results/{path.name}"] = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # a broken result file measures nothing
+    return found
+
+
 def main() -> None:
     from steering.pipeline import budget, grid_config
     from steering.training import memory
@@ -49,7 +61,13 @@ def main() -> None:
     p.add_argument("--configfile", nargs="+", default=[str(ROOT / "config/config.yaml")])
     p.add_argument("--gpu", choices=list(budget.GPUS), default="h100")
     p.add_argument("--mfu", type=float, default=budget.Assumptions.mfu)
-    p.add_argument("--bandwidth-use", type=float, default=budget.Assumptions.bandwidth_use)
+    p.add_argument(
+        "--bandwidth-use",
+        type=float,
+        help="share of the GPU's memory bandwidth a decoding step achieves (default: measured "
+        "by benchmarks/decode_step.py on that GPU where a result exists, else "
+        f"{budget.Assumptions.bandwidth_use})",
+    )
     p.add_argument(
         "--startup-s",
         type=float,
@@ -74,6 +92,10 @@ def main() -> None:
         raise ValueError(f"--startup-s {a.startup_s} must be >= 0 (seconds a job takes to start)")
     if a.disk_gbps <= 0:
         raise ValueError(f"--disk-gbps {a.disk_gbps} must be > 0 (GB/s reading the weights)")
+    source = "--bandwidth-use" if a.bandwidth_use is not None else "assumed"
+    if a.bandwidth_use is None:
+        measured = budget.measured_bandwidth_use(decode_results(), a.gpu)
+        a.bandwidth_use, source = measured or (budget.Assumptions.bandwidth_use, "assumed")
     assumptions = budget.Assumptions(
         a.gpu, a.mfu, a.bandwidth_use, startup_s=a.startup_s, disk_gbps=a.disk_gbps
     )
@@ -109,8 +131,8 @@ def main() -> None:
         f"assumed: {a.mfu:.0%} of the dense peak ({spec['fp32']} fp32 / {spec['tf32']} tf32 / "
         f"{spec['bf16']} bf16 TFLOP/s) in training and prefill, 6 P FLOPs a token for full "
         f"fine-tuning and 4 P for frozen-base methods; decoding at {a.bandwidth_use:.0%} of "
-        f"{spec['bandwidth']} TB/s, one weight read a step; data: each task's public rows x "
-        "mean tokens (steering/tasks); memory: steering/training/memory.py"
+        f"{spec['bandwidth']} TB/s ({source}), one weight read a step; data: each task's "
+        "public rows x mean tokens (steering/tasks); memory: steering/training/memory.py"
     )
     fixed = sum(r.fixed_hours or 0 for r in rows)
     print(

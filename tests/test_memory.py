@@ -353,3 +353,17 @@ def test_plan_names_the_line_and_column_of_a_config_that_is_not_yaml(tmp_path):
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()  # one line, no traceback
     assert line.startswith(f"error: config file {bad} is not valid YAML: line 3, column ")
+
+
+def test_the_plan_decodes_at_the_bandwidth_a_decode_benchmark_measured_on_that_gpu():
+    from steering.pipeline import budget
+
+    result = {  # benchmarks/decode_step.py on an H100: 1 GB of weights, 0.5 ms a step at 16
+        "machine": {"device": "NVIDIA H100 80GB HBM3"},
+        "weight_bytes": 10**9,
+        "rows": [{"batch": 16, "step_ms_dynamic": 0.5}, {"batch": 64, "step_ms_dynamic": 0.2}],
+    }
+    share, name = budget.measured_bandwidth_use({"decode_gpu_x.json": result}, "h100")
+    assert share == pytest.approx(2e12 / 3.35e12) and name == "decode_gpu_x.json"
+    assert budget.measured_bandwidth_use({"decode_gpu_x.json": result}, "a100") is None
+    assert budget.measured_bandwidth_use({}, "h100") is None  # the plan keeps its 60 %

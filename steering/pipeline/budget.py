@@ -60,6 +60,23 @@ class Assumptions:
         return GPUS[self.gpu]
 
 
+def measured_bandwidth_use(results: dict[str, dict], gpu: str, batch: int = 16):
+    """(share of ``gpu``'s spec bandwidth a decoding step achieved, the result's name) from
+    ``benchmarks/decode_step.py`` results on that GPU (name -> loaded JSON), at the largest
+    measured batch up to ``batch`` (the default evaluation batch); None when none was run
+    there, and the plan keeps its assumption."""
+    spec_bytes_s = GPUS[gpu]["bandwidth"] * 1e12
+    for name, result in sorted(results.items()):
+        device = str(result.get("machine", {}).get("device", "")).lower()
+        rows = [r for r in result.get("rows", []) if r.get("batch", batch + 1) <= batch]
+        if gpu not in device or not rows or "weight_bytes" not in result:
+            continue
+        row = max(rows, key=lambda r: r["batch"])
+        step_s = row["step_ms_dynamic"] / 1e3
+        return min(1.0, result["weight_bytes"] / step_s / spec_bytes_s), name
+    return None
+
+
 def train_hours(shape, full: bool, task, epochs: float, precision: str, a: Assumptions) -> float:
     """Wall hours of one training run on one GPU's worth of compute."""
     tokens = task.public_rows.get("train", 0) * min(task.mean_tokens, task.max_length) * epochs

@@ -42,6 +42,19 @@ class LoReFT(nn.Module):
         return (self.learned(h) - h @ r.T) @ r
 
 
+def _padding_mask(mask: torch.Tensor | None, ids: torch.Tensor) -> torch.Tensor:
+    """(B, S) ones at the prompt's real tokens. Generation with HF's static cache passes the
+    4-D attention mask it built instead of the 2-D one: (B, 1, S, K) over the K cache slots,
+    booleans (True: attend) or additive floats (0: attend). The last query row attends to
+    every real token of its (left-padded) row, so its first S slots say which are padding."""
+    if mask is None:
+        return torch.ones_like(ids)
+    if mask.dim() == 4:
+        row = mask[:, 0, -1, : ids.shape[1]]  # (B, S)
+        return (row if row.dtype == torch.bool else row == 0).long()
+    return mask
+
+
 class ReftModel(nn.Module):
     """A frozen base with LoReFT interventions on prompt positions of every layer."""
 
@@ -115,8 +128,7 @@ class ReftModel(nn.Module):
         if cached or ids is None:
             self._mask = None  # a decoding step past the prompt: no intervention
             return None
-        mask = kwargs.get("attention_mask")
-        mask = torch.ones_like(ids) if mask is None or mask.dim() != 2 else mask
+        mask = _padding_mask(kwargs.get("attention_mask"), ids)
         self._mask = self.positions_mask(mask, kwargs.get("labels"))[..., None]
         return None
 
