@@ -64,6 +64,9 @@ report: "report/workflow.rst"
 
 
 config["_configfiles"] = jobs.config_names(workflow.overwrite_configfiles)
+# ... and the run's headline (its test summary with intervals and the comparisons), which the
+# aggregation wrote: present when `--report` runs after the jobs.
+config["_headline"] = jobs.headline("results/tables/headline.rst")
 
 
 rule all:

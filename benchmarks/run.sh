@@ -47,6 +47,9 @@ cpu)
   on_real batch_order.py --dataset ListOps --data-dir .cache/listops --rows 64 --repeats 2 \
     --device cpu --out benchmarks/results/batch_order_cpu_smollm2-135m-listops.json
   on_real fixed_cost.py --data-dir "$ARC_DIR" --rows 16 --repeats 2 --device cpu
+  on_real decode_step.py --data-dir "$ARC_DIR" --device cpu --profile --compile \
+    --out benchmarks/results/decode_cpu_smollm2.json
+  run benchmarks/aggregate_time.py
   ;;
 gpu)
   for shape in llama-3.2-1b llama-3.1-8b; do
@@ -65,6 +68,10 @@ gpu)
   on_real method_throughput.py --arc-dir "$ARC_DIR" --device cuda --batch 8 --eval-rows 64
   on_real grpo_step.py --arc-dir "$ARC_DIR" --device cuda --max-completion-length 256
   on_real fixed_cost.py --data-dir "$ARC_DIR" --rows 16 --repeats 2 --device cuda
+  # the plan (scripts/plan.py) decodes at the bandwidth this measures on the GPU it names
+  on_real decode_step.py --data-dir "$ARC_DIR" --device cuda --dtype bfloat16 --compile \
+    --batches 8 16 64 256 --out "benchmarks/results/decode_gpu_smollm2_$(nvidia-smi \
+    --query-gpu=name --format=csv,noheader | head -1 | tr -cd 'A-Za-z0-9')".json
   ;;
 *)
   echo "say cpu or gpu, not '$kind'" >&2

@@ -1,8 +1,10 @@
 # Aggregation: every run's metrics -> the long table; the selection of each variant's sweep
 # point on validation (selection.csv); summary tables per split of the selected points (CSV,
 # Markdown, LaTeX, with the paper's numbers beside mapped rows), and the same under the strict
-# parser (summary_{split}_strict.*); every point per split
-# (sweep_{split}.csv); plots, all in the report.
+# parser (summary_{split}_strict.*), each cell with its 95 % interval; paired comparisons of
+# every variant with the reference (comparisons.*, plots/comparisons_{dataset}.png) and the
+# report's headline (headline.rst); every point per split (sweep_{split}.csv); plots, all in
+# the report.
 
 
 rule aggregate:
@@ -33,6 +35,17 @@ rule aggregate:
             caption="../report/summary_strict.rst",
             category="Tables",
         ),
+        comparisons=report(
+            multiext("results/tables/comparisons", ".csv", ".md"),
+            caption="../report/comparisons.rst",
+            category="Tables",
+        ),
+        headline="results/tables/headline.rst",
+        forest_plots=report(
+            expand("results/plots/comparisons_{dataset}.png", dataset=config["datasets"]),
+            caption="../report/forest_plot.rst",
+            category="Plots",
+        ),
         sweeps=report(
             expand("results/tables/sweep_{split}.csv", split=config["splits"]),
             caption="../report/sweep_table.rst",
@@ -61,6 +74,7 @@ rule aggregate:
         ),
     params:
         references=jobs.references(config),
+        flags=jobs.aggregate_flags(config),
     conda:
         "../envs/steering.yaml"
     log:
@@ -69,4 +83,5 @@ rule aggregate:
         "results/benchmarks/aggregate.tsv"
     shell:
         "python scripts/aggregate.py --metrics {input.metrics:q} --references {params.references:q}"
-        " --out-dir results/tables --plots-dir results/plots --require-complete > {log:q} 2>&1"
+        " --out-dir results/tables --plots-dir results/plots --require-complete {params.flags}"
+        " > {log:q} 2>&1"

@@ -252,3 +252,28 @@ def test_grpo_start(tmp_path):
     assert row["task"] == "ARC_Challenge" and row["prompts"] == 3 and row["new_tokens"] == 4
     for key in ("format_mean", "accuracy_mean", "accuracy_strict_mean", "groups_with_spread"):
         assert 0 <= row[key] <= 1
+
+
+def test_decode_step(tmp_path):
+    """The step of each cache timed against the bounds, with the same tokens either way."""
+    model = stand_in_for_smollm2(tmp_path)[:2]
+    data = str(ROOT / "tests" / "data" / "real" / "ARC_Challenge")
+    args = [*model, "--data-dir", data, "--batches", "2", "--new-tokens", "3", "--repeats", "1"]
+    r = bench("decode_step", tmp_path, *args, "--profile")
+    (row,) = r["rows"]
+    assert row["batch"] == 2 and row["same_tokens_static"] is True
+    assert row["bandwidth_bound_ms"] > 0 and row["flop_bound_ms"] >= 0 and row["linears_ms"] > 0
+    for cache in ("dynamic", "static"):
+        step = row[f"step_ms_{cache}"]
+        assert row[f"step_over_bound_{cache}"] == pytest.approx(
+            step / row["bandwidth_bound_ms"], rel=0.02, abs=0.02
+        )
+    assert r["weight_bytes"] > 0 and sum(r["profile"]["share"].values()) == pytest.approx(1, 0.01)
+
+
+def test_aggregate_time(tmp_path):
+    """A generated tree of a grid's metrics, aggregated with every comparison."""
+    r = bench("aggregate_time", tmp_path, "--configfile", "config/test.yaml")
+    (row,) = r["rows"]
+    assert row["metrics_files"] == 2 * row["runs"] > 0 and row["comparisons"] > 0
+    assert row["aggregate_s"] > 0

@@ -9,6 +9,7 @@ from steering import SteeredModel, SteeringConfig
 from steering.evaluation.evaluator import evaluate, write_results
 from steering.evaluation.generation import greedy_generate
 from steering.loading.tiny import tiny_model
+from steering.runtime.provenance import items_digest
 from steering.tasks import get_task
 from tests.conftest import randomize
 
@@ -86,6 +87,10 @@ def test_evaluate_records_and_metrics(tokenizer, tmp_path):
     assert metrics["accuracy_strict"] == sum(r["eval_strict"] for r in records) / 5
     assert (metrics["chat_template"], metrics["single_bos"]) == (False, False)  # the input path
     assert metrics["tokens_generated"] <= 5 * task.max_new_tokens
+    # the per-item verdicts the tables' paired intervals read (steering/pipeline/items.py)
+    assert metrics["correct_items"] == "".join(str(int(r["eval"])) for r in records)
+    assert metrics["correct_items_strict"] == "".join(str(int(r["eval_strict"])) for r in records)
+    assert metrics["items_sha256"] == items_digest(records) != items_digest(records[:4])
     rec_path, met_path = write_results(
         tmp_path / "test.json", "test", records, metrics, {"seed": 1}
     )
@@ -102,3 +107,52 @@ def test_empty_split_is_an_error(tokenizer):
     empty = task.make_splits(task.synthetic(scale=0.01))["test"].select([])
     with pytest.raises(ValueError, match="nothing to evaluate"):
         evaluate(tiny_model("llama"), tokenizer, task, empty, progress=False)
+
+
+def _static_cache_models(tokenizer):
+    """Every kind of model evaluation decodes with: steering hooks (all positions, and the
+    last-token decoder), PEFT LoRA and ReFT's prompt-position interventions."""
+    from steering.methods import get_method
+    from steering.methods.reft.model import ReftModel
+
+    def base():
+        return tiny_model("llama", vocab_size=len(tokenizer), initializer_range=0.3)
+
+    steered = SteeredModel(base(), SteeringConfig())
+    randomize(steered, scale=0.2)
+    last = SteeredModel(base(), SteeringConfig(positions="last"))
+    randomize(last, scale=0.2)
+    lora = get_method("lora").build(base(), {"rank": 4})
+    reft = ReftModel(base(), 4, 2, 2)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in [*lora.parameters(), *reft.parameters()]:
+            if p.requires_grad:
+                p.normal_(0, 0.3)
+    return {"steering": steered, "last-token": last, "lora": lora, "reft": reft}
+
+
+def test_static_cache_decodes_the_same_tokens_for_every_method(tokenizer):
+    # --decode-cache static (HF's StaticCache, the path torch.compile takes on a GPU) must not
+    # change a single evaluated token: same prompts of different lengths, batched, any method.
+    prompts = [
+        tokenizer(f"Question {i}: is it {'red ' * (1 + i % 3)}?").input_ids for i in range(5)
+    ]
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    for name, model in _static_cache_models(tokenizer).items():
+        model.eval()
+        dynamic = greedy_generate(model, prompts, 6, pad, eos, batch_size=3, progress=False)
+        static = greedy_generate(
+            model, prompts, 6, pad, eos, batch_size=3, progress=False, cache="static"
+        )
+        assert static.tokens == dynamic.tokens, name
+        assert sum(map(len, dynamic.tokens)) > 0, name
+
+
+def test_a_bad_decoding_cache_is_refused_with_the_valid_names(tokenizer):
+    base = tiny_model("llama", vocab_size=len(tokenizer))
+    ids = [tokenizer("a").input_ids]
+    with pytest.raises(ValueError, match=r"valid names: \['dynamic', 'static'\]"):
+        greedy_generate(base, ids, 2, tokenizer.pad_token_id, cache="paged", progress=False)
+    with pytest.raises(ValueError, match="static cache"):
+        greedy_generate(base, ids, 2, tokenizer.pad_token_id, compile=True, progress=False)

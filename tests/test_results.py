@@ -28,10 +28,13 @@ def make_runs(root, acc=ACC, protocol=1, order="official"):
         run.mkdir(parents=True, exist_ok=True)
         for split, value in (("test", a), ("validation", a / 2)):
             path = run / f"{split}.metrics.json"
+            right = round(100 * value)  # per-item verdicts, as evaluations now record them
             path.write_text(
                 json.dumps(
                     {
                         "accuracy": value,
+                        "correct_items": "1" * right + "0" * (100 - right),
+                        "items_sha256": f"{dataset}-{split}",
                         "n": 100,
                         "tokens_per_s": 50.0,
                         "provenance": {"protocol_version": protocol, "git_commit": "abc"},

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from steering.pipeline import results, selection
+from steering.pipeline import comparisons, results, selection
 from tests.workflow import ROOT, run_script
 
 
@@ -198,7 +198,7 @@ def test_aggregate_writes_the_selection_and_summaries_of_the_selected_point(
 ):
     out, proc = aggregate(tmp_path, write_runs(tmp_path / "a"), script=(monkeypatch, capsys))
     sel = pd.read_csv(out / "tables/selection.csv", keep_default_na=False)
-    assert list(sel.columns) == selection.SELECTION_COLUMNS
+    assert list(sel.columns) == selection.SELECTION_COLUMNS + comparisons.SELECTION_EXTRA
     silu = sel.set_index("variant").loc["silu"]
     assert silu["point"] == "lr=0.002" and silu["points"] == 3 and silu["seeds"] == 2
     assert silu["test_mean"] == pytest.approx(100 * (0.60 + 0.58) / 2 - 10)

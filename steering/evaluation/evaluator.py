@@ -6,7 +6,9 @@ official parser's verdict (``eval``, what the paper's numbers count) and the str
 (``task.score_strict``: the official one with its documented quirks fixed). Records go to
 ``<split>.json`` (JSON Lines, as the official code writes them, plus ``eval_strict``) and
 ``<split>.metrics.json`` holds ``accuracy`` and ``accuracy_strict``, counts, throughput and
-provenance.
+provenance, and each item's verdicts in order (``correct_items``, ``correct_items_strict``:
+strings of 0 and 1) with a fingerprint of the items (``items_sha256``), from which the tables'
+paired intervals are computed without reading the records.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import transformers
 from steering.data import encode_prompt
 from steering.evaluation.generation import greedy_generate
 from steering.runtime.io import atomic_path, json_text
-from steering.runtime.provenance import git_commit, package_version
+from steering.runtime.provenance import git_commit, items_digest, package_version
 from steering.tasks import DataError
 
 
@@ -81,6 +83,10 @@ def evaluate(
         "correct_strict": strict,
         "n": len(records),
         "chance": task.chance(rows),  # guessing on these rows (steering/tasks/base.py)
+        # per item, in order, for the paired intervals of the tables (steering/pipeline/items.py)
+        "correct_items": "".join("1" if r["eval"] else "0" for r in records),
+        "correct_items_strict": "".join("1" if r["eval_strict"] else "0" for r in records),
+        "items_sha256": items_digest(records),
         "tokens_generated": gen.num_generated,
         "wall_s": round(gen.wall_s, 3),
         "tokens_per_s": round(gen.num_generated / gen.wall_s, 2) if gen.wall_s > 0 else None,

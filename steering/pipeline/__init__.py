@@ -12,7 +12,10 @@ GPU-hour budget. The Snakefile and ``rules/`` call it; it never imports snakemak
 - ``results``: the long table of every run's metrics, summaries, the paper's numbers beside
 - ``reference``: the paper's reference accuracies
 - ``selection``: the point of each sweep chosen on validation
-- ``plots``: the report's figures
+- ``items``, ``intervals``, ``comparisons``: every run's per-item verdicts, the bootstrap and
+  permutation statistics over them, and the paired comparisons and intervals of the tables
+- ``headline``: the report's first page
+- ``plots``, ``forest``: the report's figures
 - ``budget``: GPU-hours and memory per job for a config and GPU kind (``scripts/plan.py``)
 
 May import: ``training`` (its torch-free ``memory``), ``methods``, ``loading``, ``tasks``,

@@ -360,6 +360,11 @@ def problems(
             f"variants {', '.join(swept)} sweep settings, and the selection is made on the "
             "validation split, which 'splits' leaves out; add validation to splits"
         )
+    target = config.get("compare_to")
+    if target is not None and target not in config["variants"]:
+        out.append(
+            f"compare_to: {target!r} is not a variant; valid names: {list(config['variants'])}"
+        )
     return out + lm_eval_jobs.problems(config, str(workdir)) + analysis_jobs.problems(config)
 
 

@@ -16,6 +16,7 @@ import json
 import re
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from steering.methods import DEFAULT, get_method
@@ -285,6 +286,20 @@ def eval_args(config: dict, model: str, dataset: str, variant: str, seed: int | 
         args += ["--device-map", config["models"][model].get("device_map") or "auto"]
     args += ["--split", *config["splits"], "--output-dir", run, "--seed", str(seed)]
     return shlex.join(args)
+
+
+def headline(path: str) -> str:
+    """The report's headline (reStructuredText the aggregation wrote), or "" before it ran."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def aggregate_flags(config: dict) -> str:
+    """The aggregation's optional flags from the config: ``--compare-to`` when set."""
+    target = config.get("compare_to")
+    return shlex.join(["--compare-to", target]) if target else ""
 
 
 def references(config: dict) -> str:

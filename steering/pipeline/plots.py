@@ -1,7 +1,7 @@
 """The aggregation's plots (no torch; matplotlib with the Agg backend, written atomically).
 
 - ``plot_accuracy_by_variant``: a panel per dataset, a bar per variant and model (mean over
-  seeds), each seed a dot.
+  seeds), each seed a dot, the 95 % interval as whiskers, chance as a dashed line.
 - ``plot_accuracy_vs_share``: mean accuracy over datasets and seeds against the share of
   trainable parameters (log axis), a colour per model and a marker per variant.
 
@@ -56,9 +56,13 @@ def _suptitle(fig, text: str, fontsize: float = 10) -> None:
     fig.suptitle(_wrap(text, fig.get_figwidth(), fontsize), fontsize=fontsize)
 
 
-def plot_accuracy_by_variant(df: pd.DataFrame, path: str | Path, split: str = "test"):
-    """A panel per dataset: mean accuracy per variant (a bar colour per model), seeds as dots;
-    the models' legend under the panels, where it covers no bar."""
+def plot_accuracy_by_variant(
+    df: pd.DataFrame, path: str | Path, split: str = "test", summary: pd.DataFrame | None = None
+):
+    """A panel per dataset: mean accuracy per variant (a bar colour per model), seeds as dots,
+    the cell's 95 % interval as an error bar where ``summary`` has one
+    (``comparisons.summary_intervals``), the dataset's chance level as a dashed line; the
+    models' legend under the panels, where it covers no bar."""
     plt = _pyplot()
     from matplotlib.patches import Patch
 
@@ -81,6 +85,13 @@ def plot_accuracy_by_variant(df: pd.DataFrame, path: str | Path, split: str = "t
                 x = i + (k - (len(models) - 1) / 2) * width
                 ax.bar(x, acc.mean(), width, color=f"C{k}", alpha=0.75)
                 ax.scatter([x] * len(acc), acc, color="black", s=8, zorder=3)
+                low, high = _bounds(summary, model, variant, dataset)
+                if low is not None:
+                    err = [[max(0.0, acc.mean() - low)], [max(0.0, high - acc.mean())]]
+                    ax.errorbar(x, acc.mean(), yerr=err, color="black", lw=0.8, capsize=2)
+        chance = 100 * part[part["dataset"] == dataset].get("chance", pd.Series()).dropna()
+        if len(chance):
+            ax.axhline(chance.mean(), color="gray", ls="--", lw=0.8, label="chance")
         ax.set_title(dataset, fontsize=10)
         ax.set_xticks(range(len(variants)), variants, rotation=40, ha="right", fontsize=8)
         ax.set_ylim(0, 100)
@@ -88,12 +99,28 @@ def plot_accuracy_by_variant(df: pd.DataFrame, path: str | Path, split: str = "t
         ax.grid(axis="y", alpha=0.3)
     for ax in list(axes.flat)[len(datasets) :]:
         ax.axis("off")
+    from matplotlib.lines import Line2D
+
     handles = [Patch(color=f"C{k}", alpha=0.75, label=m) for k, m in enumerate(models)]
-    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(models)), fontsize=8)
-    _suptitle(fig, f"{split} accuracy (%) per dataset: bars the mean over seeds, dots each seed")
+    handles.append(Line2D([], [], color="gray", ls="--", lw=0.8, label="chance"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)), fontsize=8)
+    _suptitle(
+        fig,
+        f"{split} accuracy (%) per dataset: bars the mean over seeds, dots each seed, "
+        "whiskers the 95 % interval (items and seeds resampled)",
+    )
     legend_rows = math.ceil(len(models) / 4)
     fig.tight_layout(rect=(0, 0.03 + 0.3 * legend_rows / fig.get_figheight(), 1, 1))
     return _save(fig, path)
+
+
+def _bounds(summary, model, variant, dataset) -> tuple[float | None, float | None]:
+    if summary is None or f"{dataset} low" not in summary:
+        return None, None
+    row = summary[(summary["model"] == model) & (summary["variant"] == variant)]
+    if not len(row) or pd.isna(row.iloc[0][f"{dataset} low"]):
+        return None, None
+    return float(row.iloc[0][f"{dataset} low"]), float(row.iloc[0][f"{dataset} high"])
 
 
 def plot_accuracy_vs_share(df: pd.DataFrame, path: str | Path, split: str = "test"):

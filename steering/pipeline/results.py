@@ -280,13 +280,20 @@ def chance_rows(part: pd.DataFrame, datasets: list[str]) -> list[dict]:
     return rows
 
 
-def _cell(mean: float, std: float | None, pm: str) -> str:
+def cell(mean: float, std: float | None, pm: str) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "-"
     return f"{mean:.1f}" if std is None or math.isnan(std) else f"{mean:.1f} {pm} {std:.1f}"
 
 
-def _display(summary: pd.DataFrame, pm: str, mark: str = "†") -> tuple[list[str], list[list[str]]]:
+def interval(low, high) -> str:
+    """`` [low, high]``: a cell's 95 % interval (``comparisons.summary_intervals``), or ""."""
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return ""
+    return f" [{low:.1f}, {high:.1f}]"
+
+
+def display(summary: pd.DataFrame, pm: str, mark: str = "†") -> tuple[list[str], list[list[str]]]:
     datasets = [c for c in summary.columns if f"{c} std" in summary.columns and c != "Average"]
     with_paper = [d for d in [*datasets, "Average"] if summary[f"{d} paper"].notna().any()]
     header = ["model", "variant", "params %"]
@@ -301,7 +308,9 @@ def _display(summary: pd.DataFrame, pm: str, mark: str = "†") -> tuple[list[st
         share = "-" if r["variant"] == CHANCE else f"{100 * r['trainable_share']:.3g}"
         line = [r["model"], variant, share]
         for d in [*datasets, "Average"]:
-            line.append(_cell(r[d], r[f"{d} std"], pm))
+            line.append(
+                cell(r[d], r[f"{d} std"], pm) + interval(r.get(f"{d} low"), r.get(f"{d} high"))
+            )
             if d in with_paper:
                 ref = r[f"{d} paper"]
                 line.append(
@@ -314,7 +323,7 @@ def _display(summary: pd.DataFrame, pm: str, mark: str = "†") -> tuple[list[st
 
 
 def to_markdown(summary: pd.DataFrame) -> str:
-    header, body = _display(summary, "±")
+    header, body = display(summary, "±")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in body]
     return "\n".join(lines) + "\n" + order_note(summary)
@@ -341,37 +350,8 @@ def order_note(summary: pd.DataFrame) -> str:
     return "".join(notes)
 
 
-def selection_markdown(selection) -> str:
-    """A ``selection.Selection`` as a Markdown table, the points left out listed under it."""
-    header = ["model", "dataset", "variant", "selected point", "validation", "test", "seeds"]
-    lines = ["| " + " | ".join(header + ["points"]) + " |", "|" + "---|" * (len(header) + 1)]
-    for r in selection.table.itertuples():
-        cells = [r.model, r.dataset, r.variant, r.point or "-"]
-        cells += [_cell(r.val_mean, r.val_std, "±"), _cell(r.test_mean, r.test_std, "±")]
-        lines.append("| " + " | ".join([*cells, str(r.seeds), str(r.points)]) + " |")
-    notes = [f"- {w}" for w in selection.warnings()]
-    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
-
-
-def selection_note(table: pd.DataFrame) -> str:
-    """Which sweep point each swept variant's cells show, under a Markdown summary ("" when
-    nothing was swept). ``table``: ``selection.Selection.table``."""
-    swept = table[table["points"] > 1]
-    if swept.empty:
-        return ""
-    lines = [
-        "",
-        "Selected sweep points (best mean validation accuracy over seeds; every point in "
-        "selection.csv and sweep_<split>.csv):",
-    ]
-    for (model, variant), g in swept.groupby(["model", "variant"], sort=True):
-        picks = ", ".join(f"{r.dataset} {r.point}" for r in g.itertuples())
-        lines.append(f"- {model} {variant}: {picks}")
-    return "\n".join(lines) + "\n"
-
-
 def to_latex(summary: pd.DataFrame) -> str:
-    header, body = _display(summary, "$\\pm$", mark="\\textsuperscript{\\dag}")
+    header, body = display(summary, "$\\pm$", mark="\\textsuperscript{\\dag}")
 
     def esc(text: str) -> str:
         return re.sub(r"([_%&#])", r"\\\1", text)

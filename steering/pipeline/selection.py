@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from steering.pipeline import sweep
+from steering.pipeline.results import cell, interval
 
 GROUP = ["model", "dataset", "variant"]
 SELECTION_COLUMNS = [
@@ -182,3 +183,36 @@ def sweep_table(df: pd.DataFrame, split: str, table: pd.DataFrame) -> pd.DataFra
         .drop(columns="_order")
         .reset_index(drop=True)
     )
+
+
+def selection_markdown(selection) -> str:
+    """A ``selection.Selection`` as a Markdown table, the points left out listed under it."""
+    header = ["model", "dataset", "variant", "selected point", "validation", "test", "seeds"]
+    header += ["points", "stability"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in selection.table.itertuples():
+        cells = [r.model, r.dataset, r.variant, r.point or "-", cell(r.val_mean, r.val_std, "±")]
+        low, high = getattr(r, "test_low", math.nan), getattr(r, "test_high", math.nan)
+        cells.append(cell(r.test_mean, r.test_std, "±") + interval(low, high))
+        stable = getattr(r, "stability", math.nan)
+        cells += [str(r.seeds), str(r.points), "-" if pd.isna(stable) else f"{stable:.0%}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [f"- {w}" for w in selection.warnings()]
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def selection_note(table: pd.DataFrame) -> str:
+    """Which sweep point each swept variant's cells show, under a Markdown summary ("" when
+    nothing was swept). ``table``: ``selection.Selection.table``."""
+    swept = table[table["points"] > 1]
+    if swept.empty:
+        return ""
+    lines = [
+        "",
+        "Selected sweep points (best mean validation accuracy over seeds; every point in "
+        "selection.csv and sweep_<split>.csv):",
+    ]
+    for (model, variant), g in swept.groupby(["model", "variant"], sort=True):
+        picks = ", ".join(f"{r.dataset} {r.point}" for r in g.itertuples())
+        lines.append(f"- {model} {variant}: {picks}")
+    return "\n".join(lines) + "\n"

@@ -1,7 +1,10 @@
-"""Provenance: the package version and the git commit a result or checkpoint came from."""
+"""Provenance: the package version and the git commit a result or checkpoint came from, and
+the fingerprint of the items an evaluation saw."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 from functools import cache
 from importlib import metadata
@@ -67,3 +70,12 @@ def environment() -> dict:
         },
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
+
+
+def items_digest(records) -> str:
+    """A fingerprint of evaluated items in order (each record's ``prompt`` and ``label``), so
+    two runs are compared item by item only when they saw the same items."""
+    h = hashlib.sha256()
+    for r in records:
+        h.update(json.dumps([r["prompt"], r["label"]], ensure_ascii=False).encode() + b"\n")
+    return h.hexdigest()
