@@ -149,14 +149,14 @@ def main() -> None:
         bandwidth_s = best["bandwidth"]
         row = {
             "batch": batch,
-            "bandwidth_bound_ms": round(bandwidth_s * 1e3, 2),
-            "flop_bound_ms": round(flops / peak * 1e3, 2),
-            "linears_ms": round(best["linears"] * 1e3, 2),
+            "bandwidth_bound_ms": round(bandwidth_s * 1e3, 4),
+            "flop_bound_ms": round(flops / peak * 1e3, 4),
+            "linears_ms": round(best["linears"] * 1e3, 4),
         }
         reference = timing.values[f"{a.caches[0]}_N"]
         for cache in a.caches:
             step = (best[f"{cache}_N"] - best[f"{cache}_1"]) / (n - 1)
-            row[f"step_ms_{cache}"] = round(step * 1e3, 2)
+            row[f"step_ms_{cache}"] = round(step * 1e3, 4)
             row[f"step_over_bound_{cache}"] = round(step / bandwidth_s, 2)
             row[f"step_over_linears_{cache}"] = round(step / best["linears"], 2)
             row[f"tokens_per_s_{cache}"] = round(batch / step, 1)

@@ -277,3 +277,18 @@ def test_aggregate_time(tmp_path):
     (row,) = r["rows"]
     assert row["metrics_files"] == 2 * row["runs"] > 0 and row["comparisons"] > 0
     assert row["aggregate_s"] > 0
+
+
+def test_packed_memory(tmp_path):
+    """The widest batch stepped packed and padded in fresh processes, the same loss."""
+    from steering.loading.tiny import save_tiny_model
+
+    save_tiny_model(tmp_path / "m", "llama", hidden_size=32, num_layers=2)
+    data = str(ROOT / "tests" / "data" / "real" / "ARC_Challenge")
+    args = ["--model", str(tmp_path / "m"), "--data-dir", data, "--rows", "8", "--bs", "4"]
+    r = bench("packed_memory", tmp_path, *args, "--repeats", "1")
+    padded, packed, ratio = r["rows"]
+    assert (padded["layout"], packed["layout"]) == ("padded", "packed")
+    assert packed["tokens_fed"] == packed["real_tokens"] <= padded["tokens_fed"]
+    assert padded["rows"] == packed["rows"] == 4 and padded["step_peak_mib"] >= 0
+    assert ratio["layout"] == "packed / padded"

@@ -229,3 +229,14 @@ def test_tf32_uses_the_new_api_on_torch_2_9_and_the_old_flags_before_it_without_
     set_tf32(True, old)
     assert old.cuda.matmul.allow_tf32 is True and old.cudnn.allow_tf32 is True
     assert not hasattr(old.cudnn, "conv")
+
+
+@pytest.mark.parametrize("native, warned", [(True, False), (False, True)])
+def test_bf16_on_a_cpu_without_native_bfloat16_is_warned_about(native, warned, monkeypatch, capsys):
+    from steering.runtime import precision as runtime_precision
+
+    monkeypatch.setattr(runtime_precision, "cpu_has_bf16", lambda: native)
+    runtime_precision.apply("bf16", torch.device("cpu"))
+    runtime_precision.apply("fp32", torch.device("cpu"))  # never warned about
+    err = capsys.readouterr().err
+    assert ("emulated" in err) is warned and err.count("warning") == int(warned)

@@ -25,7 +25,7 @@ def plot_forest(table: pd.DataFrame, dataset: str, path: str | Path):
     from matplotlib.lines import Line2D
 
     rows = table[table["dataset"] == dataset].sort_values(["model", "variant", "split"])
-    fig, ax = plt.subplots(figsize=(7.2, 1.4 + 0.32 * max(1, len(rows))))
+    fig, ax = plt.subplots(figsize=(7.2, 1.9 + 0.32 * max(1, len(rows))))
     labels = []
     for y, r in enumerate(rows.itertuples()):
         colour = SPLIT_COLOUR.get(r.split, "C2")
@@ -47,7 +47,8 @@ def plot_forest(table: pd.DataFrame, dataset: str, path: str | Path):
         Line2D([], [], color=c, marker="o", lw=1.5, label=s) for s, c in SPLIT_COLOUR.items()
     ]
     handles.append(Line2D([], [], color="black", marker="x", lw=0, label="paper"))
-    ax.legend(handles=handles, fontsize=7, loc="lower right")
+    # under the axes, where it covers no interval
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.34), ncol=3)
     _suptitle(
         fig,
         f"{dataset}: each variant minus {reference}, 95 % paired-bootstrap interval "

@@ -66,20 +66,19 @@ class Resampler:
         """(R, m): the mean of each column of ``columns`` (n items, m) in every bootstrap
         resample of ``key``'s items (each a draw of n items with replacement, as item
         counts: one matrix product for every column)."""
-        columns = np.asarray(columns, dtype=np.float32)
-        n = columns.shape[0]
-        out = np.empty((self.resamples, columns.shape[1]), dtype=np.float32)
-        for start, counts in self._stream(key, "items", n, _item_counts):
-            out[start : start + len(counts)] = counts @ columns
-        return out / n
+        return self._products(key, "items", _item_counts, columns)
 
     def flipped(self, key: tuple, columns: np.ndarray) -> np.ndarray:
         """(R, m): each column's mean under every sign flip of the permutation test."""
+        return self._products(key, "signs", _signs, columns)
+
+    def _products(self, key: tuple, salt: str, draw, columns: np.ndarray) -> np.ndarray:
+        """(R, m): ``draw``'s weights (r, n per chunk) times ``columns``, over n."""
         columns = np.asarray(columns, dtype=np.float32)
         n = columns.shape[0]
         out = np.empty((self.resamples, columns.shape[1]), dtype=np.float32)
-        for start, signs in self._stream(key, "signs", n, _signs):
-            out[start : start + len(signs)] = signs @ columns
+        for start, weights in self._stream(key, salt, n, draw):
+            out[start : start + len(weights)] = weights @ columns
         return out / n
 
 
