@@ -27,7 +27,7 @@ import pandas as pd
 from steering.pipeline import intervals
 from steering.pipeline.items import Items
 from steering.pipeline.reference import reference as paper_number
-from steering.pipeline.results import BASE, CHANCE
+from steering.pipeline.results import BASE, CHANCE, summary_datasets
 from steering.pipeline.selection import settings_order
 
 DEFAULT_REFERENCES = ("lora", "full", BASE)
@@ -270,7 +270,7 @@ def with_intervals(summary: pd.DataFrame, cells: dict, split: str, metric: str) 
     cell and ``Average low`` / ``Average high`` (``Uncertainty.cells``); NaN where a cell
     lacks per-item verdicts or its runs saw different items."""
     summary = summary.copy()
-    datasets = [c for c in summary.columns if f"{c} std" in summary.columns and c != "Average"]
+    datasets = summary_datasets(summary)
     for d in [*datasets, "Average"]:
         bounds = [cells.get((r.model, r.variant, d, split, metric)) for r in summary.itertuples()]
         summary[f"{d} low"] = [math.nan if b is None else b[0] for b in bounds]

@@ -293,8 +293,13 @@ def interval(low, high) -> str:
     return f" [{low:.1f}, {high:.1f}]"
 
 
+def summary_datasets(summary: pd.DataFrame) -> list[str]:
+    """The dataset columns of a summary (each has a ``<D> std`` beside it; not Average)."""
+    return [c for c in summary.columns if f"{c} std" in summary.columns and c != "Average"]
+
+
 def display(summary: pd.DataFrame, pm: str, mark: str = "†") -> tuple[list[str], list[list[str]]]:
-    datasets = [c for c in summary.columns if f"{c} std" in summary.columns and c != "Average"]
+    datasets = summary_datasets(summary)
     with_paper = [d for d in [*datasets, "Average"] if summary[f"{d} paper"].notna().any()]
     header = ["model", "variant", "params %"]
     for d in [*datasets, "Average"]:
