@@ -101,13 +101,14 @@ def main() -> None:
     )
     rows = budget.plan(config, assumptions)
     header = ["model", "variant", "method", "train jobs", "eval jobs", "GiB/GPU", "GPUs"]
-    header += ["fits", "GPU-hours", "fixed"]
+    header += ["fits", "fed/real", "GPU-hours", "fixed"]
     table = [header]
     for r in rows:
         table.append(
             [r.model, r.variant, r.method, str(r.train_jobs), str(r.eval_jobs)]
             + ["-" if r.memory is None else f"{r.memory / memory.GIB:.1f}", str(r.gpus)]
             + ["-" if r.fits is None else ("yes" if r.fits else "NO")]
+            + ["-" if r.fed_over_real is None else f"{r.fed_over_real:.2f}"]
             + ["-" if r.gpu_hours is None else f"{r.gpu_hours:,.1f}"]
             + ["-" if r.fixed_hours is None else f"{r.fixed_hours:,.1f}"]
         )
@@ -132,7 +133,9 @@ def main() -> None:
         f"{spec['bf16']} bf16 TFLOP/s) in training and prefill, 6 P FLOPs a token for full "
         f"fine-tuning and 4 P for frozen-base methods; decoding at {a.bandwidth_use:.0%} of "
         f"{spec['bandwidth']} TB/s ({source}), one weight read a step; data: each task's "
-        "public rows x mean tokens (steering/tasks); memory: steering/training/memory.py"
+        "public rows x the tokens a row feeds (steering/tasks: measured length profiles), "
+        "padding included where batches are not packed (column 'fed/real', simulated in "
+        "steering/pipeline/padding.py); memory: steering/training/memory.py"
     )
     fixed = sum(r.fixed_hours or 0 for r in rows)
     print(
@@ -140,6 +143,12 @@ def main() -> None:
         f"the weights (2 bytes a parameter) read at {a.disk_gbps:g} GB/s, per job and GPU held: "
         f"{fixed:,.0f} GPU-hours; shapes: config.json, else steering/loading/public_configs.py"
     )
+    unprofiled = budget.unprofiled(config)
+    if unprofiled:
+        print(
+            f"note: no length profile for {', '.join(unprofiled)}: counted at an estimated mean "
+            "of tokens a row, with no padding (steering/tasks)"
+        )
     short = [r for r in rows if r.fits is False]
     for r in short:
         print(

@@ -11,7 +11,8 @@ says; the manifest records row counts, content hashes, the source and the protoc
 With --tokenizer MODEL (a hub id or model directory), it also prints, for every split, what
 training on it with that model's tokenizer would see: rows, tokens per row (mean, p50, p95,
 max) before truncation, rows the task's max length truncates, and rows left with no
-supervised token (the prompt fills the max length), with a warning above 1 %.
+supervised token (the prompt fills the max length), with a warning above 1 %; and the
+train split's length profile, the quantiles a task records for the plan's padding estimate.
 """
 
 import argparse
@@ -74,12 +75,13 @@ def print_token_stats(task, splits, model_name: str, single_bos: bool) -> None:
     from steering.architectures import uses_chat_template
     from steering.data import describe_stats, tokenize_split, truncation_stats
     from steering.loading.loader import load_model_type, load_tokenizer
+    from steering.tasks.base import length_profile
 
     tokenizer = load_tokenizer(model_name)
     chat = uses_chat_template(load_model_type(model_name) or "")
     max_length = task.max_length_for(chat)
     header = ["split", "rows", "mean", "p50", "p95", "max", "truncated", "unsupervised"]
-    table, warnings = [], []
+    table, warnings, profile = [], [], None
     for split, data in splits.items():
         features = tokenize_split(task, data, tokenizer, chat=chat, single_bos=single_bos)
         st = truncation_stats(features, max_length)
@@ -88,11 +90,15 @@ def print_token_stats(task, splits, model_name: str, single_bos: bool) -> None:
             + [st["max_tokens"], st["truncated"], st["unsupervised"]]
         )
         warnings += describe_stats(task.name, split, st)[1:]
+        if split == "train":
+            profile = length_profile(features["untruncated_length"])
     path = "chat template" + (", single BOS" if single_bos else "") if chat else "plain prompts"
     print(f"tokens with {model_name} ({path}; max length {max_length}; before truncation):")
     widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
     for row in [header, *table]:
         print("  " + "  ".join(str(v).rjust(w) for v, w in zip(row, widths, strict=True)))
+    if profile:
+        print(f"length profile of train (Task.length_quantiles): {profile}")
     for line in warnings:
         print(line, file=sys.stderr)
 

@@ -224,7 +224,8 @@ def test_plan_prints_every_model_and_variant_with_its_cost(tmp_path):
     lines = {tuple(line.split()[:2]): line.split() for line in done.stdout.splitlines() if line}
     silu = lines["big", "silu"]
     assert silu[2:5] == ["steering", "12", "12"]  # 2 points x 3 seeds x 2 datasets
-    assert float(silu[5]) < 80 and silu[7] == "yes" and float(silu[8].replace(",", "")) > 0
+    assert float(silu[5]) < 80 and silu[7] == "yes" and float(silu[9].replace(",", "")) > 0
+    assert silu[8] == "1.00"  # packed: the tokens fed are the real ones
     assert lines["big", "full"][7] == "NO" and lines["big", "base"][3:5] == ["0", "2"]
     assert lines["tiny", "silu"][5] == "-"  # built by the pipeline: no config to plan from
     assert "warning: big full needs ~" in done.stderr

@@ -165,6 +165,7 @@ def test_prepare_data_prints_token_statistics_for_a_tokenizer(tmp_path, monkeypa
     from steering.data import tokenize_split, truncation_stats
     from steering.loading.loader import load_tokenizer
     from steering.loading.tiny import save_tiny_model
+    from steering.tasks.base import length_profile
 
     save_tiny_model(tmp_path / "gemma", "gemma", hidden_size=32, num_layers=1)
     argv = [
@@ -220,3 +221,7 @@ def test_prepare_data_prints_token_statistics_for_a_tokenizer(tmp_path, monkeypa
                 f"of Winogrande {split} rows ({st['unsupervised']} of {st['rows']}) train nothing"
                 in err
             )
+        if split == "train":  # the profile a task records for the plan, ready to paste
+            features = tokenize_split(task, splits[split], tokenizer, chat=True)
+            profile = length_profile(features["untruncated_length"])
+            assert f"length profile of train (Task.length_quantiles): {profile}" in out

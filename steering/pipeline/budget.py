@@ -2,12 +2,16 @@
 memory one training job needs per GPU (``steering/training/memory.py``), the GPUs it asks for, and
 GPU-hours (no torch; ``scripts/plan.py`` prints it).
 
-GPU-hours, from the real data's size (``Task.public_rows`` x ``Task.mean_tokens``, capped at
-the task's max length) and these assumptions, all stated in the table's notes:
+GPU-hours, from the real data's size (``Task.public_rows`` x the tokens a row feeds) and these
+assumptions, all stated in the table's notes:
 
-- training: 6 P FLOPs a token when every weight trains (full fine-tuning), 4 P when the base
-  is frozen (the forward pass, and the backward pass for activations only); at ``mfu`` of the
-  GPU's dense peak for the precision (fp32: its CUDA-core peak, tf32 / bf16: tensor cores);
+- training: 6 P FLOPs a token fed when every weight trains (full fine-tuning), 4 P when the
+  base is frozen (the forward pass, and the backward pass for activations only); at ``mfu`` of
+  the GPU's dense peak for the precision (fp32: its CUDA-core peak, tf32 / bf16: tensor
+  cores). The tokens fed are the real ones (truncated at the max length) when batches are
+  packed, and include each batch's padding to its longest row when they are not
+  (``packing: false``, a refused method or architecture, length grouping): simulated from the
+  task's length profile (``steering/pipeline/padding.py``);
 - evaluation: the prompt at 2 P FLOPs a token (same rate), then ``max_new_tokens`` decoding
   steps per batch of ``eval_batch_size`` rows, each step reading the weights once at
   ``bandwidth_use`` of the GPU's memory bandwidth (decoding is memory-bound);
@@ -77,9 +81,10 @@ def measured_bandwidth_use(results: dict[str, dict], gpu: str, batch: int = 16):
     return None
 
 
-def train_hours(shape, full: bool, task, epochs: float, precision: str, a: Assumptions) -> float:
-    """Wall hours of one training run on one GPU's worth of compute."""
-    tokens = task.public_rows.get("train", 0) * min(task.mean_tokens, task.max_length) * epochs
+def train_hours(shape, full: bool, task, epochs: float, fed: float, precision: str, a) -> float:
+    """Wall hours of one training run on one GPU's worth of compute (``fed``: the tokens a
+    batch feeds per row, padding included: ``padding.tokens_per_row``)."""
+    tokens = task.public_rows.get("train", 0) * fed * epochs
     flops = (6 if full else 4) * shape.parameters() * tokens
     return flops / (a.mfu * a.spec[precision] * 1e12) / 3600
 
@@ -124,6 +129,7 @@ class Row:
     fits: bool | None
     gpu_hours: float | None  # fixed costs included
     fixed_hours: float | None = None  # the GPU-hours of start-up and model loads alone
+    fed_over_real: float | None = None  # training tokens fed / real tokens (1: packed)
 
 
 @dataclass
@@ -160,6 +166,13 @@ def plan(config: dict, a: Assumptions) -> list[Row]:
                 _cost(row, shape, grid, points, method, seeds, capacity, a)
             rows.append(row)
     return rows
+
+
+def unprofiled(config: dict) -> list[str]:
+    """The config's datasets whose task has no measured length profile (charged no padding)."""
+    from steering.tasks import get_task
+
+    return [d for d in config["datasets"] if not get_task(d).length_quantiles]
 
 
 def model_shape(config: dict, model: str) -> memory.Shape | None:
@@ -223,7 +236,7 @@ def _cost(row, shape, grid, points, method, seeds, capacity, a) -> None:
     from steering.tasks import get_task
 
     precision = _precision(grid, row.model)
-    worst, hours = 0, 0.0
+    worst, hours, real, fed = 0, 0.0, 0.0, 0.0
     for dataset in grid["datasets"]:
         task = get_task(dataset)
         for job in train_jobs(grid, row.model, shape, points, dataset):
@@ -239,8 +252,10 @@ def _cost(row, shape, grid, points, method, seeds, capacity, a) -> None:
                 g, bs = job.settings.grpo, job.settings.bs
                 hours += seeds * grpo_hours(shape, full, task, g, bs, job.gpus, precision, a)
                 continue
-            epochs = jobs.run_settings(grid, dataset, job.variant).get("epochs") or task.epochs
-            hours += seeds * train_hours(shape, full, task, epochs, precision, a)
+            epochs, per_row = _epoch_tokens(grid, task, job, shape, method)
+            rows = task.public_rows.get("train", 0) * epochs
+            real, fed = real + rows * per_row[0], fed + rows * per_row[1]
+            hours += seeds * train_hours(shape, full, task, epochs, per_row[1], precision, a)
         for point in points:
             batch = jobs.run_settings(grid, dataset, point).get("eval_batch_size", 16)
             runs = seeds if method.trains else 1
@@ -249,8 +264,26 @@ def _cost(row, shape, grid, points, method, seeds, capacity, a) -> None:
     fixed = row.train_jobs * row.gpus + row.eval_jobs * placement.eval_gpus(grid, row.model)
     row.fixed_hours = fixed * fixed_seconds(shape, a) / 3600
     row.memory = worst or None
+    row.fed_over_real = fed / real if real else None
     row.fits = worst <= capacity if method.trains else None
     row.gpu_hours = hours + row.fixed_hours
+
+
+def _epoch_tokens(grid: dict, task, job: TrainJob, shape, method) -> tuple[float, tuple]:
+    """A supervised job's epochs, and its (real, fed) tokens per row: real when its batches
+    are packed, padded to each batch's longest row when not (``padding.tokens_per_row``)."""
+    from steering.architectures import uses_chat_template
+    from steering.pipeline import jobs, padding
+    from steering.training import packing
+
+    s, st = jobs.run_settings(grid, job.dataset, job.variant), job.settings
+    refused = packing.refusal(shape.model_type, method, st.options, st.steering)
+    window = st.bs * st.grad_accum * job.gpus  # the rows length grouping sorts together
+    max_length = task.max_length_for(uses_chat_template(shape.model_type))
+    layout = padding.layout(s, refused)
+    return s.get("epochs") or task.epochs, padding.tokens_per_row(
+        task, max_length, layout, st.bs, window
+    )
 
 
 def _precision(config: dict, model: str) -> str:

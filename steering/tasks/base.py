@@ -22,6 +22,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from steering.tasks.files import DataError, is_prepared, read_prepared, read_source
 
+# Where a task's length profile is taken: every 5 %, then finer in the tail, which decides the
+# longest row of a batch (a batch of 8 draws a row from the top 5 % a third of the time).
+LENGTH_PROBS = (*(i / 20 for i in range(20)), 0.975, 0.99, 1.0)
+
+
+def length_profile(lengths) -> tuple[int, ...]:
+    """A split's row lengths (tokens) at ``LENGTH_PROBS``: ``Task.length_quantiles``."""
+    ordered = sorted(lengths)
+    last = len(ordered) - 1
+    return tuple(ordered[min(last, round(p * last))] for p in LENGTH_PROBS) if ordered else ()
+
+
 if TYPE_CHECKING:  # datasets is imported where rows are read or made (it costs ~1 s)
     from datasets import Dataset, DatasetDict
 
@@ -82,10 +94,14 @@ class Task:
     protocol_version: ClassVar[int] = 1
     synthetic_sizes: ClassVar[dict[str, int]]  # rows per source split of generated data
     synthetic_min_rows: ClassVar[int] = 4  # per generated split, whatever the scale
-    # For budgets (scripts/plan.py): rows of the public data per carved split, and the mean
-    # tokens of prompt + completion, estimated from tests/data/real at 4 characters a token.
+    # For budgets (scripts/plan.py): rows of the public data per carved split, and the tokens
+    # of a training row (prompt + completion, before truncation): their mean, and their
+    # quantiles at LENGTH_PROBS (the padding a padded batch feeds: steering/pipeline/padding.py).
+    # Measured with SmolLM2-135M's tokenizer (plain prompts) on the real public rows by
+    # `prepare_data.py --tokenizer` (its "length profile" line); () where none was measured.
     public_rows: ClassVar[dict[str, int]] = {}
     mean_tokens: ClassVar[int] = 0
+    length_quantiles: ClassVar[tuple[int, ...]] = ()
 
     # --- the protocol ------------------------------------------------------------------------
     def prompt(self, ex: dict[str, Any]) -> str:

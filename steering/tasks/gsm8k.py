@@ -78,7 +78,14 @@ class GSM8K(Task):
     max_length = 256
     synthetic_sizes = {"train": 2000, "test": 500}
     public_rows = {"train": 7473, "validation": 264, "test": 1055}
-    mean_tokens = 142
+    # tokens per training row, measured on the 7,473 train rows
+    mean_tokens = 187
+    # fmt: off
+    length_quantiles = (
+        67, 99, 111, 120, 128, 135, 143, 150, 158, 165, 174, 183,
+        192, 202, 213, 225, 239, 256, 282, 320, 349, 395, 540,
+    )
+    # fmt: on
 
     def check_row(self, ex: dict[str, Any]) -> str | None:
         _, final = _split_answer(ex["answer"])

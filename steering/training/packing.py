@@ -21,14 +21,13 @@ Packing is exact for interventions that act on every position alike (post-block 
 vectors, submodules, LoRA, full fine-tuning, joint). It is refused, and the batch padded, for
 methods that act on particular positions of each row (last-token steering, ReFT:
 ``Method.packing_refusal``) and for architectures whose attention or positions ignore packed
-position ids (``ARCHITECTURE_REFUSALS``: GPT-2 and OPT, measured).
+position ids (``ARCHITECTURE_REFUSALS``: GPT-2 and OPT, measured). The module imports no torch
+at import time: the plan (``steering/pipeline/padding.py``) reads the same refusals.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-import torch
 
 IGNORE_INDEX = -100
 
@@ -52,6 +51,8 @@ class PackedCollator:
     ``position_ids`` and ``labels`` of shape (1, N), ``use_cache`` False, no attention mask."""
 
     def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch  # here: the plan reads ``refusal`` without torch
+
         ids, positions, labels = [], [], []
         for r in rows:
             n = len(r["input_ids"])
