@@ -159,14 +159,21 @@ def test_batch_order(tmp_path):
         "4",
     )
     rows = {row["layout"]: row for row in r["rows"]}
-    assert list(rows) == ["official_fixed", "official", "grouped", "packed"]
-    fixed, official, grouped, packed = rows.values()
+    assert list(rows) == ["official_fixed", "official", "grouped", "packed", "grouped_packed"]
+    fixed, official, grouped, packed, grouped_packed = rows.values()
     assert fixed["split_tokens_fed"] == r["split_rows"] * r["max_length"]
     assert packed["split_tokens_fed"] == r["split_real_tokens"]  # packing feeds the real tokens
+    assert grouped_packed["epoch_tokens_fed"] == packed["epoch_tokens_fed"]  # in either order
     # padding per batch never feeds more than the fixed layout; grouping never more than random
     assert r["split_real_tokens"] <= grouped["split_tokens_fed"] <= official["split_tokens_fed"]
     assert official["split_tokens_fed"] < fixed["split_tokens_fed"]
     assert all(row["epoch_rows"] == 16 and row["epoch_s"] > 0 for row in rows.values())
+    assert grouped["vs_official_fixed"] > 0
+    # a subset: the ratio column is against the first layout timed
+    args = ["--model", str(tmp_path / "m"), "--data-dir", data, "--rows", "8", "--bs", "4"]
+    r = bench("batch_order", tmp_path, *args, "--layouts", "grouped", "grouped_packed")
+    assert [row["layout"] for row in r["rows"]] == ["grouped", "grouped_packed"]
+    assert r["rows"][0]["vs_grouped"] == 1.0 and r["rows"][1]["vs_grouped"] > 0
 
 
 def test_fixed_cost(tmp_path):

@@ -4,7 +4,7 @@ the end.
 
 Needs root and apt (Debian/Ubuntu) for the Slurm packages; skipped otherwise, or failed with
 STEERING_REQUIRE_SLURM=1. The cluster: tests/slurm_cluster.py. Nearly all the time goes to
-its 10 Slurm jobs (one fake GPU, so the 7 GPU jobs run one after another).
+its 8 Slurm jobs (one fake GPU, so the 5 GPU jobs run one after another).
 """
 
 import os
@@ -25,10 +25,11 @@ from tests.workflow import copy_workflow
 pytestmark = pytest.mark.slow
 
 TIMEOUT = 420  # s; Snakemake can wait forever on a job status it cannot read
-# config/test.yaml's jobs on its first dataset (the profile is under test, not the grid: the
-# other dataset would only double the jobs). The target rule `all` runs no command, so is
-# never submitted.
-EXPECTED_JOBS = {"prepare_data": 1, "make_tiny_model": 1, "train": 4, "evaluate": 5, "aggregate": 1}
+# config/test.yaml's jobs on its first dataset, for the base model and the swept steering
+# variant (the profile is under test, not the grid: the other dataset, joint and GRPO would
+# only add jobs of the same two GPU rules, run one after another on the one fake GPU). The
+# target rule `all` runs no command, so is never submitted.
+EXPECTED_JOBS = {"prepare_data": 1, "make_tiny_model": 1, "train": 2, "evaluate": 3, "aggregate": 1}
 GPU_RULES = {"train", "evaluate"}
 
 
@@ -57,6 +58,7 @@ def run(cluster, tmp_path_factory):
     (work / "ci.yaml").write_text(yaml.safe_dump(small))
     config = yaml.safe_load((work / "config/test.yaml").read_text())
     config["datasets"] = {"BoolQ": config["datasets"]["BoolQ"]}
+    config["variants"] = {v: config["variants"][v] for v in ("base", "silu")}
     (work / "one-dataset.yaml").write_text(yaml.safe_dump(config))
     command = [
         *(sys.executable, "-m", "snakemake", "--workflow-profile", "profiles/slurm"),
@@ -142,15 +144,15 @@ def test_pipeline_through_slurm_asks_gpus_for_gpu_rules_only(run):
 
     # The same results as a local run (tests/test_pipeline.py checks the contents).
     long = pd.read_csv(work / "results/tables/long.csv", keep_default_na=False)
-    assert len(long) == 5 * 2  # (base, silu at 2 rates, joint, rl) x splits, one seed
-    assert set(long.variant) == {"base", "silu", "joint", "rl"}
+    assert len(long) == 3 * 2  # (base, silu at 2 rates) x splits, one seed
+    assert set(long.variant) == {"base", "silu"}
     # sweep points ran as Slurm jobs under their names (@, =: Snakemake's --target-jobs)
     assert set(long[long.variant == "silu"].point) == {"lr=0.005", "lr=0.02"}
     assert any("silu@lr=0.02" in j.get("Comment", "") for j in ours), diagnosis()
     assert set(long.dataset) == {"BoolQ"} and set(long.seed) == {0}
     md = (work / "results/tables/summary_test.md").read_text()
     assert md.startswith("| model | variant | params % | BoolQ | BoolQ (paper) |")
-    assert all(f"| {v} |" in md for v in ("base", "silu", "joint", "rl (GRPO)")), md
+    assert all(f"| {v} |" in md for v in ("base", "silu")), md
 
 
 def test_more_gpus_than_the_node_has_is_rejected_at_submission(cluster):
