@@ -20,8 +20,8 @@ themselves give 1.482 (``tests/test_real_model.py`` checks every layout within 2
 Which layout a job gets follows the training code: packed by default (in either order),
 padded when the variant sets ``packing: false`` or when packing is refused for its method or
 architecture (``packing.refusal``), then in length-grouped batches if it sets
-``length_grouping: true``. A task without
-a profile (no public rows measured) is counted at its ``mean_tokens`` with no padding.
+``length_grouping: true``. A task without a profile (no public rows measured) is counted at
+its ``mean_tokens`` with no padding.
 """
 
 from __future__ import annotations
