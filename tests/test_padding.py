@@ -31,8 +31,16 @@ def test_a_job_s_layout_follows_the_training_code(settings, refusal, layout):
     assert padding.layout(settings, refusal) == layout
 
 
-def test_the_refusals_the_plan_reads_are_the_training_code_s():
-    assert packing.refusal("gpt2", get_method("steering"), {}, None)
+def test_the_plan_reads_the_training_code_s_refusals_without_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import steering.pipeline.budget, steering.pipeline.padding, "
+        "steering.training.packing; print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.strip() == "False", done.stderr
     assert packing.refusal("llama", get_method("reft"), {}, None)
 
 

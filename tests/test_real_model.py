@@ -307,13 +307,14 @@ def test_last_token_steering_equals_its_stepwise_definition(base, arc_prompts):
 def test_the_arc_length_profile_is_measured_and_predicts_the_padding_of_every_layout(real_dir):
     """ARC's recorded length profile is what the real train rows give with the real
     tokenizer, and the plan's padding, simulated from that profile, is within 2 % of the
-    padding the real rows get in the same layout (mean over 50 random orders)."""
+    padding the real rows get in the same layout (mean over 50 of the training code's orders)."""
     import numpy as np
 
     from steering.data import tokenize_split, truncation_stats
     from steering.pipeline import padding
     from steering.tasks.base import length_profile
     from steering.tasks.files import read_source
+    from steering.training.sampling import TrainingOrder
 
     task = get_task("ARC_Challenge")
     rows = read_source(task, ROOT.parent / "shared/data/real-full/ARC_Challenge")["train"]
@@ -322,12 +323,11 @@ def test_the_arc_length_profile_is_measured_and_predicts_the_padding_of_every_la
     assert length_profile(features["untruncated_length"]) == task.length_quantiles
     assert round(stats["mean_tokens"]) == task.mean_tokens
     lengths = np.minimum(features["untruncated_length"], task.max_length)
-    rng = np.random.default_rng(1)
     for bs, layout in [(8, padding.PADDED), (2, padding.PADDED), (8, padding.GROUPED)]:
         ratios = []
-        for _ in range(50):
-            n = lengths[rng.permutation(len(lengths))]
-            n = padding._grouped(n, 16) if layout == padding.GROUPED else n
+        for seed in range(50):  # the training code's own orders (HF's grouping), not the plan's
+            grouped = layout == padding.GROUPED
+            n = lengths[TrainingOrder(lengths.tolist(), seed, 16, grouped=grouped).indices()]
             whole = len(n) // bs * bs
             fed = bs * n[:whole].reshape(-1, bs).max(axis=1).sum()
             ratios.append((fed + len(n[whole:]) * n[whole:].max(initial=0)) / n.sum())
